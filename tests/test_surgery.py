@@ -1,0 +1,261 @@
+"""Surgery invariants over a table of models: growth preserves outputs when asked, prune(grow(p)) == p exactly,
+dropin trains only new entries (bit-identical originals under AdamW with weight decay), and loud errors."""
+
+import dataclasses
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxplastic import surgery
+from jaxplastic import train as train_lib
+
+
+class ConvBN(nn.Module):
+  """Two conv+BN layers, a residual block and a head: the coupling pattern of ResNet stages."""
+  widths: Sequence[int] = (4, 6)
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    x = x[:, :64].reshape(x.shape[0], 8, 8, 1)
+    for i, w in enumerate(self.widths):
+      x = nn.Conv(w, (3, 3), name=f"conv{i}")(x)
+      x = nn.BatchNorm(use_running_average=not train, name=f"bn{i}")(x)
+      x = nn.relu(x)
+    y = nn.Conv(self.widths[-1], (3, 3), name="res_conv")(x)
+    x = nn.relu(x + nn.BatchNorm(use_running_average=not train, name="res_bn")(y))
+    return nn.Dense(2, name="head")(x.mean((1, 2)))
+
+
+class Attention(nn.Module):
+  """A pre-LN transformer block with per-layer heads and FFN width fields, kernels [d, heads, head_dim]."""
+  heads: int = 2
+  head_dim: int = 4
+  ffn: int = 8
+  hidden: int = 8
+  SURGERY_OUTPUT_AXES = ((r".*/(q|k|v)/kernel", 2),)
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    x = nn.Dense(self.hidden, name="embed")(x[:, :40].reshape(x.shape[0], 5, 8))
+    h = nn.LayerNorm(name="ln1")(x)
+    q, k, v = (nn.DenseGeneral((self.heads, self.head_dim), name=n)(h) for n in "qkv")
+    att = nn.dot_product_attention(q, k, v)
+    x = x + nn.DenseGeneral(self.hidden, axis=(-2, -1), name="out")(att)
+    h = nn.LayerNorm(name="ln2")(x)
+    x = x + nn.Dense(self.hidden, name="ffn_out")(nn.gelu(nn.Dense(self.ffn, name="ffn_in")(h)))
+    return nn.Dense(2, name="head")(x.mean(1))
+
+
+def _grnn(**kw):
+  from jaxplastic.models import grnn
+  return grnn.GRNN(**kw)
+
+
+def _resnet(**kw):
+  from jaxplastic.models import resnet
+  return resnet.ResNet18(**kw)
+
+
+SMALL_RESNET = dict(stage_widths=(4, 8, 8, 8), stem_width=4, num_frames=16, n_mels=16)
+# (name, model factory, small fields, big fields, input samples, isolate patterns)
+CASES = [
+    ("convbn", ConvBN, dict(widths=(4, 6)), dict(widths=(7, 9)), 64),
+    ("attention_heads_ffn", Attention, dict(heads=2, ffn=8), dict(heads=3, ffn=12), 40),
+    ("grnn_layer2", _grnn, dict(hidden_sizes=(6, 6, 4, 4)), dict(hidden_sizes=(6, 10, 4, 4)), 4096),
+    ("resnet_stages23", _resnet, SMALL_RESNET, dict(SMALL_RESNET, stage_widths=(4, 12, 16, 8)), 4096),
+]
+
+
+def _case(name):
+  for c in CASES:
+    if c[0] == name:
+      return c
+  raise KeyError(name)
+
+
+def _variables(model, n, seed=0):
+  x = jnp.zeros((2, n))
+  return jax.jit(lambda r: model.init({"params": r, "dropout": r}, x, train=False))(jax.random.PRNGKey(seed))
+
+
+def _grow(name, init="function_preserving"):
+  _, make, small_f, big_f, n = _case(name)
+  small, big = make(**small_f), make(**big_f)
+  v_small = surgery._to_dict(_variables(small, n, 0))
+  fresh = surgery._to_dict(_variables(big, n, 1))
+  plan = surgery.make_plan(v_small, fresh)
+  rules = tuple(getattr(type(big), "SURGERY_OUTPUT_AXES", ()))
+  v_big = surgery.grow(v_small, fresh, plan, init=init, output_axes=rules)
+  return small, big, v_small, v_big, plan, n
+
+
+def _apply(model, variables, x):
+  return jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+
+
+def _inputs(n, b=3):
+  return jax.random.normal(jax.random.PRNGKey(7), (b, n)) * 0.3
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_function_preserving_growth_keeps_outputs(name):
+  small, big, v_small, v_big, plan, n = _grow(name)
+  assert plan.grown, "the case must grow something"
+  x = _inputs(n)
+  y_small = _apply(small, v_small, x)
+  y_big = _apply(big, v_big, x)
+  assert float(jnp.max(jnp.abs(y_small - y_big))) <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["convbn", "grnn_layer2"])
+def test_random_growth_changes_outputs(name):
+  """The authors' random init of new slices does change the function (so the preserving test can fail)."""
+  small, big, v_small, v_big, _, n = _grow(name, init="random")
+  x = _inputs(n)
+  assert float(jnp.max(jnp.abs(_apply(small, v_small, x) - _apply(big, v_big, x)))) > 1e-4
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+@pytest.mark.parametrize("init", ["random", "function_preserving"])
+def test_prune_of_grow_is_identity(name, init):
+  _, _, v_small, v_big, plan, _ = _grow(name, init)
+  back = surgery.prune(v_big, surgery.make_plan(v_small, v_big, what="prune"))
+  a, b = surgery.flatten(v_small), surgery.flatten(back)
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+    assert a[k].dtype == b[k].dtype
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_partition_round_trip_and_counts(name):
+  _, _, v_small, v_big, plan, _ = _grow(name)
+  part = surgery.Partition.new_slices(plan)
+  trainable, frozen = part.split(v_big["params"])
+  merged = part.merge(trainable, frozen)
+  for k, v in surgery.flatten(v_big["params"]).items():
+    np.testing.assert_array_equal(np.asarray(v), np.asarray(surgery.flatten(merged)[k]))
+  n_big = surgery.count(v_big["params"])
+  n_small = surgery.count(v_small["params"])
+  # Trainable entries are exactly those the growth added; frozen ones exactly the originals.
+  assert surgery.count(trainable) == n_big - n_small
+  assert surgery.count(frozen) == n_small
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_dropin_adamw_keeps_originals_bit_identical(name):
+  _, big, v_small, v_big, plan, n = _grow(name, init="random")
+  part = surgery.Partition.new_slices(plan, train_patterns=("head/.*",))
+  trainable, frozen = part.split(v_big["params"])
+  model_state = {k: v for k, v in v_big.items() if k != "params"}
+  tx = optax.adamw(1e-2, weight_decay=0.1)
+  state = train_lib.create_state(trainable, frozen, model_state, tx)
+  # Optimizer state is exactly Adam's two moments per trainable entry plus the scalar count.
+  assert surgery.count(state.opt_state) == 2 * surgery.count(trainable) + 1
+  step = jax.jit(lambda s, b: train_lib.train_step(s, b, model=big, tx=tx, partition=part, plan=plan,
+                                                   loss_name="ce", class_weights=None,
+                                                   base_rng=jax.random.PRNGKey(0)))
+  batch = {"audio": _inputs(n, 4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
+  for _ in range(3):
+    state, _ = step(state, batch)
+  after = surgery.flatten(part.merge(state.params, state.frozen))
+  before = surgery.flatten(v_big["params"])
+  small = surgery.flatten(v_small["params"])
+  moved_new = 0
+  for k, old in small.items():
+    lead = tuple(slice(0, s) for s in old.shape)
+    if k.startswith("head/"):
+      continue
+    np.testing.assert_array_equal(np.asarray(after[k])[lead], np.asarray(old), err_msg=k)
+    moved_new += int(np.any(np.asarray(after[k]) != np.asarray(before[k])))
+  assert moved_new > 0, "no new slice changed"
+  # BatchNorm statistics of original channels are frozen too.
+  stats_small = surgery.flatten({k: v for k, v in v_small.items() if k != "params"})
+  stats_after = surgery.flatten(state.model_state)
+  for k, old in stats_small.items():
+    lead = tuple(slice(0, s) for s in old.shape)
+    np.testing.assert_array_equal(np.asarray(stats_after[k])[lead], np.asarray(old), err_msg=k)
+
+
+def test_isolated_gru_block_stays_zero_and_frozen():
+  _, big, v_small, v_big, plan, n = _grow("grnn_layer2", init="function_preserving")
+  part = surgery.Partition.new_slices(plan, isolate_patterns=(r"gru1/hidden_[rzn]/kernel",))
+  trainable, frozen = part.split(v_big["params"])
+  flat_t = surgery.flatten(trainable)
+  assert not any(k.startswith("gru1/hidden_r/kernel/new_axis0") for k in flat_t)
+  tx = optax.adamw(1e-2, weight_decay=0.1)
+  state = train_lib.create_state(trainable, frozen, {}, tx)
+  step = jax.jit(lambda s, b: train_lib.train_step(s, b, model=big, tx=tx, partition=part, plan=plan,
+                                                   loss_name="hinge", class_weights=None,
+                                                   base_rng=jax.random.PRNGKey(0)))
+  batch = {"audio": _inputs(n, 4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
+  for _ in range(3):
+    state, _ = step(state, batch)
+  full = surgery.flatten(part.merge(state.params, state.frozen))
+  old_h = plan.small["params/gru1/hidden_r/kernel"][0]
+  # Rows = new hidden units (inputs), columns = old units (outputs): old units never read new ones.
+  assert np.all(np.asarray(full["gru1/hidden_r/kernel"])[old_h:, :old_h] == 0)
+
+
+def test_importance_prune_keeps_selected_units_exactly():
+  _, make, small_f, big_f, n = _case("convbn")
+  v_big = surgery._to_dict(_variables(make(**big_f), n, 3))
+  v_small_shape = surgery.abstract_variables(make(**small_f), (1, n))
+  plan = surgery.make_plan(v_small_shape, v_big, what="prune")
+  groups = surgery.width_groups(lambda f: make(**f), small_f, big_f, (1, n))
+  assert set(groups) == {"widths[0]", "widths[1]"}
+  with pytest.raises(surgery.SurgeryError, match="distinct"):
+    surgery.prune(v_big, plan, keep={"widths[0]": np.array([0, 0, 5, 6])}, groups=groups)
+  keep = {"widths[0]": np.array([0, 2, 5, 6]), "widths[1]": np.array([1, 2, 3, 4, 5, 8])}
+  pruned = surgery.prune(v_big, plan, keep=keep, groups=groups)
+  k1 = np.asarray(v_big["params"]["conv1"]["kernel"])
+  np.testing.assert_array_equal(np.asarray(pruned["params"]["conv1"]["kernel"]),
+                                k1[:, :, [0, 2, 5, 6]][..., [1, 2, 3, 4, 5, 8]])
+  np.testing.assert_array_equal(np.asarray(pruned["batch_stats"]["bn0"]["mean"]),
+                                np.asarray(v_big["batch_stats"]["bn0"]["mean"])[[0, 2, 5, 6]])
+  # The pruned model runs at the small widths.
+  _apply(make(**small_f), pruned, _inputs(n))
+  # Importance scores pick the units with the largest weights.
+  boosted = jax.tree_util.tree_map(lambda x: x, v_big)
+  boosted["params"]["conv0"]["kernel"] = boosted["params"]["conv0"]["kernel"].at[..., 6].multiply(100.0)
+  keep_auto = surgery.keep_most_important(surgery.unit_importance(boosted, groups), plan, groups)
+  assert 6 in keep_auto["widths[0]"] and len(keep_auto["widths[0]"]) == 4
+
+
+def test_errors_are_loud_and_nothing_is_modified():
+  _, make, small_f, big_f, n = _case("convbn")
+  v_small = surgery._to_dict(_variables(make(**small_f), n))
+  v_big = surgery._to_dict(_variables(make(**big_f), n))
+  with pytest.raises(surgery.SurgeryError, match="shrinks"):
+    surgery.make_plan(v_big, v_small, what="grow")
+  with pytest.raises(surgery.SurgeryError, match="grows"):
+    surgery.make_plan(v_big, v_small, what="prune")
+  plan = surgery.make_plan(v_small, v_big)
+  bad = jax.tree_util.tree_map(lambda x: x, v_small)
+  bad["params"]["conv1"]["kernel"] = jnp.zeros((3, 3, 4, 5))
+  snapshot = {k: np.asarray(v).copy() for k, v in surgery.flatten(v_small).items()}
+  with pytest.raises(surgery.SurgeryError, match="conv1/kernel"):
+    surgery.grow(bad, v_big, plan)
+  for k, v in surgery.flatten(v_small).items():
+    np.testing.assert_array_equal(np.asarray(v), snapshot[k])
+  with pytest.raises(surgery.SurgeryError, match="matches no tensor"):
+    surgery.Partition.new_slices(plan, train_patterns=("nothing/.*",))
+  with pytest.raises(surgery.SurgeryError, match="init"):
+    surgery.grow(v_small, v_big, plan, init="zeros")
+
+
+def test_parameter_counts_closed_form():
+  """ConvBN params: conv_i = 9*in*out + out, bn_i = 2*out, res = 9*w^2 + w + 2*w, head = 2*w + 2."""
+  def closed(w0, w1):
+    conv = 9 * 1 * w0 + w0 + 9 * w0 * w1 + w1
+    bn = 2 * w0 + 2 * w1
+    res = 9 * w1 * w1 + w1 + 2 * w1
+    return conv + bn + res + 2 * w1 + 2
+  for w in [(4, 6), (7, 9)]:
+    shapes = surgery.abstract_variables(ConvBN(widths=w), (1, 64))
+    assert surgery.count(shapes["params"]) == closed(*w)
