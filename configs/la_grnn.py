@@ -1,0 +1,38 @@
+"""GRNN (4 GRU layers [64, 64, 32, 32]) on linear cepstra, ASVspoof 2019 LA, the authors' settings
+(hinge "SVM" head, Adam 1e-4, batch 32, 4 s).
+
+  python run.py --config=configs/la_grnn.py --config.data.root=/data/LA --workdir=runs/la_grnn
+"""
+
+import ml_collections
+
+from configs import base
+
+
+def grnn_model():
+  return ml_collections.ConfigDict(dict(
+      name="grnn",
+      # Hidden units of the four stacked GRU layers.
+      hidden_sizes=(64, 64, 32, 32),
+      num_classes=2,
+      # Front-end "LC": STFT (n_fft 1024, hop 512) -> log power -> DCT-II, 20 coefficients.
+      n_fft=1024,
+      hop_length=512,
+      num_coeffs=20,
+      # lax.scan unroll factor of the time loop (speed only).
+      unroll=1,
+      dtype="float32",
+  ))
+
+
+def get_config():
+  config = base.get_config()
+  config.model = grnn_model()
+  config.data.corpus = "asvspoof2019_la"
+  config.data.num_samples = 64000
+  config.data.batch_size = 32
+  config.optim.name = "adam"
+  config.optim.learning_rate = 1e-4
+  config.optim.loss = "hinge"
+  config.stages = [base.stage("baseline", num_epochs=5)]
+  return config
