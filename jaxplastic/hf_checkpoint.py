@@ -1,0 +1,357 @@
+"""Import / export Hugging Face Wav2Vec2 checkpoints (config.json + safetensors).
+
+Every tensor in a checkpoint is either mapped onto a `Wav2Vec2Classifier` parameter or listed in an
+explicit allow-list of pre-training / task-head tensors we do not use; anything else, and any
+parameter the checkpoint lacks, is a loud error naming the tensors. No torch at runtime: safetensors
+are read with `safetensors.numpy`; a legacy
+`pytorch_model.bin` is read only when torch happens to be importable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from jaxplastic.models.wav2vec2 import (ClassifierHead, Wav2Vec2Classifier, from_hf_config,
+                                        to_hf_config)
+
+# HF tensors with no counterpart in our classifier: quantizer / contrastive heads of ForPreTraining,
+# the SpecAugment embedding, task heads of ForCTC / ForSequenceClassification / ForXVector.
+IGNORED_TENSORS = re.compile(
+    r"(masked_spec_embed|quantizer\..*|project_q\..*|project_hid\..*|lm_head\..*|projector\..*|"
+    r"classifier\..*|layer_weights|tdnn\..*|feature_extractor_xvector\..*|objective\..*)")
+
+_WEIGHT_NORM_RENAMES = {
+    "encoder.pos_conv_embed.conv.weight_g":
+        "encoder.pos_conv_embed.conv.parametrizations.weight.original0",
+    "encoder.pos_conv_embed.conv.weight_v":
+        "encoder.pos_conv_embed.conv.parametrizations.weight.original1",
+}
+_BASE_PREFIX = "wav2vec2."
+_SAFETENSORS = "model.safetensors"
+_SAFETENSORS_INDEX = "model.safetensors.index.json"
+_TORCH_BIN = "pytorch_model.bin"
+
+
+class CheckpointError(ValueError):
+  """A checkpoint cannot be found, read, or mapped onto the model exactly."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Name and layout mapping. A plan entry is (hf_name, our_path, kind); kind picks the transform.
+
+
+def _plan(fields: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
+  """Lists every backbone parameter as (HF tensor name, our param path, layout kind)."""
+  m = Wav2Vec2Classifier(**fields)
+  plan = []
+
+  def add_linear(hf: str, ours: tuple[str, ...], kind: str = "linear", bias_kind: str = "copy"):
+    plan.append((f"{hf}.weight", ours + ("kernel",), kind))
+    plan.append((f"{hf}.bias", ours + ("bias",), bias_kind))
+
+  def add_norm(hf: str, ours: tuple[str, ...]):
+    plan.append((f"{hf}.weight", ours + ("scale",), "copy"))
+    plan.append((f"{hf}.bias", ours + ("bias",), "copy"))
+
+  for i in range(len(m.conv_dims)):
+    hf = f"feature_extractor.conv_layers.{i}"
+    plan.append((f"{hf}.conv.weight", ("feature_encoder", f"conv{i}", "kernel"), "conv"))
+    if m.conv_bias:
+      plan.append((f"{hf}.conv.bias", ("feature_encoder", f"conv{i}", "bias"), "copy"))
+    if m.feat_extract_norm == "layer" or i == 0:
+      add_norm(f"{hf}.layer_norm", ("feature_encoder", f"norm{i}"))
+  add_norm("feature_projection.layer_norm", ("feature_projection", "layer_norm"))
+  add_linear("feature_projection.projection", ("feature_projection", "dense"))
+  pos = "encoder.pos_conv_embed.conv"
+  plan.append(
+      (f"{pos}.parametrizations.weight.original0", ("encoder", "pos_conv", "weight_g"), "conv"))
+  plan.append(
+      (f"{pos}.parametrizations.weight.original1", ("encoder", "pos_conv", "weight_v"), "conv"))
+  plan.append((f"{pos}.bias", ("encoder", "pos_conv", "bias"), "copy"))
+  add_norm("encoder.layer_norm", ("encoder", "layer_norm"))
+  for i in range(m.num_layers):
+    hf, ours = f"encoder.layers.{i}", ("encoder", f"layer{i}")
+    for proj in ("q", "k", "v"):
+      add_linear(f"{hf}.attention.{proj}_proj", ours + ("attention", proj), "qkv", "qkv_bias")
+    add_linear(f"{hf}.attention.out_proj", ours + ("attention", "out"), "out")
+    add_norm(f"{hf}.layer_norm", ours + ("attn_norm",))
+    add_linear(f"{hf}.feed_forward.intermediate_dense", ours + ("ffn", "intermediate"))
+    add_linear(f"{hf}.feed_forward.output_dense", ours + ("ffn", "output"))
+    add_norm(f"{hf}.final_layer_norm", ours + ("final_norm",))
+  return plan
+
+
+def _to_ours(kind: str, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """HF (torch) layout -> ours, given our expected shape."""
+  if kind == "copy":
+    return x
+  if kind == "conv":  # [out, in, k] -> [k, in, out]
+    return x.transpose(2, 1, 0)
+  if kind == "linear":  # [out, in] -> [in, out]
+    return x.T
+  if kind == "qkv":  # [heads*head_dim, hidden] -> [hidden, heads, head_dim]
+    return x.T.reshape(shape)
+  if kind == "qkv_bias":
+    return x.reshape(shape)
+  if kind == "out":  # [hidden, heads*head_dim] -> [heads, head_dim, hidden]
+    return x.T.reshape(shape)
+  raise AssertionError(kind)
+
+
+def _to_hf(kind: str, x: np.ndarray) -> np.ndarray:
+  """Our layout -> HF (torch) layout."""
+  if kind == "copy":
+    return x
+  if kind == "conv":
+    return x.transpose(2, 1, 0)
+  if kind == "linear":
+    return x.T
+  if kind == "qkv":
+    return x.reshape(x.shape[0], -1).T
+  if kind == "qkv_bias":
+    return x.reshape(-1)
+  if kind == "out":
+    return x.reshape(-1, x.shape[-1]).T
+  raise AssertionError(kind)
+
+
+def _min_samples(fields: Mapping[str, Any]) -> int:
+  """Shortest input that gives one output frame (for shape evaluation)."""
+  n = 1
+  for k, s in reversed(list(zip(fields["conv_kernels"], fields["conv_strides"]))):
+    n = (n - 1) * s + k
+  return n
+
+
+def abstract_params(fields: Mapping[str, Any]) -> dict[str, Any]:
+  """Parameter shapes of `Wav2Vec2Classifier(**fields)` without allocating them."""
+  model = Wav2Vec2Classifier(**fields)
+  audio = jax.ShapeDtypeStruct((1, _min_samples(fields)), jnp.float32)
+  variables = jax.eval_shape(lambda a: model.init(jax.random.PRNGKey(0), a, train=False), audio)
+  return variables["params"]
+
+
+def _get(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+  for key in path:
+    tree = tree[key]
+  return tree
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+  for key in path[:-1]:
+    tree = tree.setdefault(key, {})
+  tree[path[-1]] = value
+
+
+def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      out.update(_flatten(value, prefix + (key,)))
+    else:
+      out[prefix + (key,)] = value
+  return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading.
+
+
+def resolve_checkpoint_dir(path_or_hub_id: str | os.PathLike) -> Path:
+  """Returns a local directory for a path or, failing that, a Hub snapshot of `path_or_hub_id`."""
+  path = Path(path_or_hub_id).expanduser()
+  if path.is_dir():
+    return path
+  if path.exists():
+    raise CheckpointError(
+        f"{path} is a file; pass the checkpoint directory (config.json + weights)")
+  try:
+    from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
+    local = snapshot_download(
+        repo_id=str(path_or_hub_id),
+        allow_patterns=["config.json", "*.safetensors", _SAFETENSORS_INDEX, _TORCH_BIN])
+  except Exception as e:  # noqa: BLE001 -- any hub failure gets the same actionable message
+    raise CheckpointError(
+        f"{str(path_or_hub_id)!r} is not a local directory and could not be fetched from the "
+        f"Hugging Face Hub ({type(e).__name__}: {e}). This machine is probably offline: download "
+        "the checkpoint on a connected machine (e.g. `huggingface-cli download "
+        "facebook/wav2vec2-base --local-dir DIR`) and pass the local directory DIR, which must "
+        "hold config.json and model.safetensors.") from e
+  return Path(local)
+
+
+def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
+  """Reads all weights of a checkpoint directory as numpy arrays."""
+  single, index = directory / _SAFETENSORS, directory / _SAFETENSORS_INDEX
+  if single.is_file():
+    return dict(load_file(str(single)))
+  if index.is_file():
+    weight_map = json.loads(index.read_text())["weight_map"]
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+      tensors.update(load_file(str(directory / shard)))
+    return tensors
+  if (directory / _TORCH_BIN).is_file():
+    try:
+      import torch  # pylint: disable=import-outside-toplevel
+    except ImportError as e:
+      raise CheckpointError(
+          f"{directory / _TORCH_BIN}: only a PyTorch .bin checkpoint is present and torch is not "
+          "installed; convert it to model.safetensors") from e
+    state = torch.load(directory / _TORCH_BIN, map_location="cpu", weights_only=True)
+    return {k: v.float().numpy() for k, v in state.items()}
+  raise CheckpointError(
+      f"{directory}: no {_SAFETENSORS}, {_SAFETENSORS_INDEX} or {_TORCH_BIN} found")
+
+
+def _normalise_names(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Strips the `wav2vec2.` prefix of task models and maps old weight-norm names to the new ones."""
+  has_prefix = any(k.startswith(_BASE_PREFIX) for k in tensors)
+  out = {}
+  for name, value in tensors.items():
+    if has_prefix and name.startswith(_BASE_PREFIX):
+      name = name[len(_BASE_PREFIX):]
+    name = _WEIGHT_NORM_RENAMES.get(name, name)
+    if name in out:
+      raise CheckpointError(f"tensor {name!r} appears twice (both weight-norm naming schemes?)")
+    out[name] = value
+  return out
+
+
+def params_from_hf_tensors(fields: Mapping[str, Any],
+                           tensors: Mapping[str, np.ndarray],
+                           *,
+                           source: str = "checkpoint") -> dict[str, Any]:
+  """Maps HF backbone tensors onto our params (no head); each must be used or allow-listed.
+
+  Raises:
+    CheckpointError: listing unexpected tensors, missing tensors, or shape mismatches.
+  """
+  tensors = _normalise_names(tensors)
+  plan = _plan(fields)
+  expected = {hf for hf, _, _ in plan}
+  ignored = sorted(k for k in tensors if k not in expected and IGNORED_TENSORS.fullmatch(k))
+  unexpected = sorted(k for k in tensors if k not in expected and not IGNORED_TENSORS.fullmatch(k))
+  missing = sorted(expected - set(tensors))
+  if unexpected or missing:
+    raise CheckpointError(f"{source}: tensors do not match the model config.\n"
+                          f"  unexpected (not mapped, not allow-listed): "
+                          f"{unexpected}\n  missing: {missing}")
+  if ignored:
+    logging.info("%s: ignoring %d tensors not used by the classifier: %s", source, len(ignored),
+                 ignored)
+  shapes = abstract_params(fields)
+  params: dict[str, Any] = {}
+  errors = []
+  for hf, path, kind in plan:
+    want = tuple(_get(shapes, path).shape)
+    value = np.asarray(tensors[hf], dtype=np.float32)
+    try:
+      converted = _to_ours(kind, value, want)
+    except ValueError as e:
+      errors.append(f"{hf} {value.shape}: {e}")
+      continue
+    if converted.shape != want:
+      errors.append(f"{hf} {value.shape} -> {'/'.join(path)} expects {want}, got {converted.shape}")
+      continue
+    _set(params, path, jnp.asarray(converted))
+  if errors:
+    raise CheckpointError(f"{source}: shape mismatches:\n  " + "\n  ".join(errors))
+  return params
+
+
+def load_hf_wav2vec2(path_or_hub_id: str | os.PathLike,
+                     *,
+                     rng: jax.Array | None = None,
+                     **overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Loads a Hugging Face Wav2Vec2 checkpoint (Wav2Vec2Model / ForPreTraining / ForCTC / ...).
+
+  Args:
+    path_or_hub_id: a local directory with config.json + model.safetensors (or a sharded index, or a
+      pytorch_model.bin when torch is installed), or a Hub id (needs network).
+    rng: key for the freshly initialised classifier head (default PRNGKey(0)).
+    **overrides: `Wav2Vec2Classifier` fields replacing those derived from config.json (e.g.
+      num_classes).
+
+  Returns:
+    (fields, params): `Wav2Vec2Classifier(**fields)` and its full `params` tree (backbone from the
+    checkpoint, `head` newly initialised).
+  """
+  directory = resolve_checkpoint_dir(path_or_hub_id)
+  config_path = directory / "config.json"
+  if not config_path.is_file():
+    raise CheckpointError(f"{directory}: config.json not found")
+  try:
+    hf_config = json.loads(config_path.read_text())
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f"{config_path}:{e.lineno}: invalid JSON ({e.msg})") from e
+  fields = from_hf_config(hf_config, **overrides)
+  params = params_from_hf_tensors(fields, _read_tensors(directory), source=str(directory))
+  model = Wav2Vec2Classifier(**fields)
+  head = ClassifierHead(model.head_hidden, model.num_classes, model.head_dropout)
+  rng = jax.random.PRNGKey(0) if rng is None else rng
+  params["head"] = head.init(rng, jnp.zeros((1, model.hidden_size)), False)["params"]
+  return fields, params
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing.
+
+
+def hf_tensors_from_params(fields: Mapping[str, Any],
+                           params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """Our params -> HF `Wav2Vec2Model` state dict (numpy, float32); the head is not exported.
+
+  Raises:
+    CheckpointError: when params hold backbone leaves the HF layout has no place for, or lack some.
+  """
+  plan = _plan(fields)
+  flat = _flatten(params)
+  backbone = {p for p in flat if p[0] != "head"}
+  planned = {path for _, path, _ in plan}
+  extra, missing = sorted(backbone - planned), sorted(planned - backbone)
+  if extra or missing:
+    raise CheckpointError(
+        "params do not match a stock HF Wav2Vec2Model:\n  not exportable: "
+        f"{['/'.join(p) for p in extra]}\n  missing: {['/'.join(p) for p in missing]}")
+  shapes = abstract_params(fields)
+  wrong = [
+      f"{'/'.join(p)}: {tuple(np.shape(flat[p]))} != {tuple(_get(shapes, p).shape)}"
+      for p in sorted(planned)
+      if tuple(np.shape(flat[p])) != tuple(_get(shapes, p).shape)
+  ]
+  if wrong:
+    raise CheckpointError("param shapes do not match the fields:\n  " + "\n  ".join(wrong))
+  return {
+      hf: np.ascontiguousarray(_to_hf(kind, np.asarray(flat[path], dtype=np.float32)))
+      for hf, path, kind in plan
+  }
+
+
+def save_hf_wav2vec2(path: str | os.PathLike, fields: Mapping[str, Any], params: Mapping[str, Any],
+                     **hf_config_extra: Any) -> Path:
+  """Writes config.json + model.safetensors that `transformers.Wav2Vec2Model.from_pretrained` loads.
+
+  The classifier head has no HF counterpart and is not written. `hf_config_extra` keys (e.g.
+  `mask_time_prob=0.0`) are copied into config.json.
+
+  Raises:
+    Wav2Vec2ConfigError: per-layer widths that a stock HF config cannot express.
+    CheckpointError: params that do not fit the HF layout.
+  """
+  config = to_hf_config(fields, **hf_config_extra)
+  tensors = hf_tensors_from_params(fields, params)
+  out = Path(path)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+  save_file(tensors, str(out / _SAFETENSORS), metadata={"format": "pt"})
+  return out
