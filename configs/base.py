@@ -97,3 +97,30 @@ def get_config():
   # The stage list; each model config fills it from its method (see `stage`).
   config.stages = [stage("baseline", num_epochs=5)]
   return config
+
+
+def dropin_stages(grown_widths, *, baseline_epochs, dropin_epochs, baseline_checkpoint="", unfrozen=True,
+                  init="random"):
+  """The authors' dropin comparison: train (or load) a baseline, then from its best checkpoint grow the chosen
+  layers and train only the new neurons; optionally also train the same grown model with everything trainable."""
+  stages = [stage("baseline", num_epochs=0 if baseline_checkpoint else baseline_epochs,
+                  checkpoint=baseline_checkpoint),
+            stage("dropin", kind="grow", widths=grown_widths, trainable="new", num_epochs=dropin_epochs,
+                  start_from="baseline", start_point="best", init=init)]
+  if unfrozen:
+    stages.append(stage("dropin_unfrozen", kind="grow", widths=grown_widths, trainable="all",
+                        num_epochs=dropin_epochs, start_from="baseline", start_point="best", init=init))
+  return stages
+
+
+def plasticity_stages(grown_widths, *, epochs, learning_rates, prune="added", init="random"):
+  """The authors' plasticity: train the baseline, grow and train everything, prune back to the baseline widths
+  (exactly the added neurons, or the least important ones), retrain. Each stage continues from the previous one's
+  last parameters; optimizer moments restart at every stage."""
+  e1, e2, e3 = epochs
+  lr1, lr2, lr3 = learning_rates
+  return [stage("baseline", num_epochs=e1, learning_rate=lr1),
+          stage("grown", kind="grow", widths=grown_widths, num_epochs=e2, learning_rate=lr2, start_point="last",
+                init=init),
+          stage("pruned", kind="prune", widths={}, num_epochs=e3, learning_rate=lr3, start_point="last",
+                prune=prune)]

@@ -1,7 +1,9 @@
 """Seconds-long runs for tests and quick checks: the tiny demo corpus, tiny widths, a few steps.
 
   python run.py --config=configs/smoke.py:resnet18 --workdir=/tmp/smoke
-  python run.py --config=configs/smoke.py:grnn --workdir=/tmp/smoke_grnn
+  python run.py --config=configs/smoke.py:grnn,plasticity --workdir=/tmp/smoke_grnn_plasticity
+
+The argument is `<model>[,<method>]`, model resnet18 or grnn, method baseline, dropin or plasticity.
 """
 
 from configs import base
@@ -9,6 +11,8 @@ from configs import demo
 
 
 def get_config(arg="resnet18"):
+  arg, _, method = arg.partition(",")
+  method = method or "baseline"
   config = demo.get_config(arg)
   config.data.demo_size = "tiny"
   config.data.root = "runs/demo_corpus_tiny"
@@ -26,5 +30,18 @@ def get_config(arg="resnet18"):
   config.train.log_every_steps = 2
   config.train.checkpoint_every_steps = 2
   config.train.progress = False
-  config.stages = [base.stage("baseline", num_epochs=2)]
+  config.method = method
+  if method == "baseline":
+    config.stages = [base.stage("baseline", num_epochs=2)]
+  elif method == "dropin":
+    grown = {"stage_widths": (4, 12, 16, 8)} if arg == "resnet18" else {"hidden_sizes": (8, 12, 4, 4)}
+    config.stages = base.dropin_stages(grown, baseline_epochs=1, dropin_epochs=1)
+    if arg == "grnn":
+      config.dropin.isolate_patterns = (r"gru1/hidden_[rzn]/kernel",)
+  elif method == "plasticity":
+    grown = {"stage_widths": (4, 12, 16, 8)} if arg == "resnet18" else {"hidden_sizes": (8, 12, 4, 4)}
+    lr = config.optim.learning_rate
+    config.stages = base.plasticity_stages(grown, epochs=(1, 1, 1), learning_rates=(lr, lr, lr))
+  else:
+    raise ValueError(f"unknown method {method!r}: baseline, dropin or plasticity")
   return config

@@ -55,8 +55,35 @@ def model_fields(model_config: Mapping, widths: Mapping | None = None) -> dict:
   return fields
 
 
+# Keys of `config.model` that configure initialisation, not the module.
+INIT_FIELDS = ("pretrained",)
+
+
+def module_fields(fields: Mapping) -> dict:
+  """The model fields without initialisation-only keys (what an export records and a module takes)."""
+  return {k: v for k, v in fields.items() if k not in INIT_FIELDS}
+
+
 def build(fields: Mapping):
-  return models.build_model(ml_collections.ConfigDict(dict(fields)))
+  return models.build_model(ml_collections.ConfigDict(module_fields(fields)))
+
+
+def check_pretrained(fields: Mapping) -> None:
+  """`pretrained`: None trains from scratch; '' means the config needs one and the user has not said where."""
+  if "pretrained" in fields and fields["pretrained"] is not None and not fields["pretrained"]:
+    raise ValueError(
+        "config.model.pretrained is empty, but this config starts from a pretrained checkpoint. Download one "
+        "(e.g. facebook/wav2vec2-base: config.json + model.safetensors) on a machine with internet access and pass "
+        "--config.model.pretrained=/path/to/wav2vec2-base (or a hub id when this machine is online).")
+
+
+def init_variables_for(fields: Mapping, model, rng, num_samples: int) -> dict:
+  """Fresh variables, with pretrained weights loaded over them when `fields['pretrained']` names a checkpoint."""
+  variables = init_variables(model, rng, num_samples)
+  if fields.get("pretrained"):
+    from jaxplastic import hf_checkpoint  # only wav2vec2 configs have a pretrained field
+    variables = hf_checkpoint.init_from_pretrained(fields["pretrained"], module_fields(fields), variables)
+  return variables
 
 
 def width_changes(small: Mapping, big: Mapping) -> dict:
@@ -134,7 +161,7 @@ def _validate_stages(config) -> list:
       raise ValueError(f"stage {s.name}: start_point must be 'best' or 'last'")
     if s.prune not in ("added", "importance"):
       raise ValueError(f"stage {s.name}: prune must be 'added' or 'importance'")
-    model_fields(config.model, s.widths)  # unknown width names fail here, before any work
+    check_pretrained(model_fields(config.model, s.widths))  # unknown width names fail here, before any work
   return stages
 
 
@@ -166,7 +193,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
   final = results[stages[-1].name]
   threshold = records[-1].get("dev", {}).get("eer_threshold")
-  ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=final["fields"], variables=final["best"],
+  ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(final["fields"]), variables=final["best"],
                         info={"stage": stages[-1].name, "threshold": threshold, "corpus": config.data.corpus,
                               "sample_rate": config.data.sample_rate, "num_samples": config.data.num_samples,
                               "dev_eer": records[-1].get("dev", {}).get("eer")})
@@ -199,11 +226,12 @@ def _start_variables(config, index, st, stages, results, fields, model, base_rng
     if st.checkpoint:
       meta, variables = ckpt_lib.load_export(_export_dir(st.checkpoint))
       loaded = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
-      if loaded != fields:
+      if loaded != module_fields(fields):
         raise ValueError(f"stage {st.name}: checkpoint {st.checkpoint} holds a model with fields "
-                         f"{width_changes(fields, loaded)} different from this stage's")
+                         f"{width_changes(module_fields(fields), loaded)} different from this stage's")
       return variables, None, f"loaded {st.checkpoint}"
-    return init_variables(model, rng, num_samples), None, "fresh init"
+    origin = f"pretrained {fields['pretrained']}" if fields.get("pretrained") else "fresh init"
+    return init_variables_for(fields, model, rng, num_samples), None, origin
   src_name = st.start_from or stages[index - 1].name
   src = results[src_name]
   start = src[st.start_point]
