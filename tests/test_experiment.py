@@ -6,7 +6,11 @@ import os
 
 import numpy as np
 import pytest
-import soundfile as sf
+
+try:
+  from tests import fixtures_data as fx
+except ImportError:
+  import fixtures_data as fx
 
 from configs import smoke
 from jaxplastic import checkpoints
@@ -14,39 +18,9 @@ from jaxplastic import experiment
 from jaxplastic import surgery
 
 
-def _write_toy_la(root, n_train=32, n_dev=16, n_eval=16, seed=0):
-  """Bona fide = band-limited noise, spoof = harmonic tones (attack-specific f0): separable by any spectrum."""
-  rng = np.random.default_rng(seed)
-  sr = 16000
-  la = os.path.join(root, "LA")
-  prot_dir = os.path.join(la, "ASVspoof2019_LA_cm_protocols")
-  os.makedirs(prot_dir, exist_ok=True)
-  names = {"train": ("T", "train.trn", n_train, ("A01", "A02")), "dev": ("D", "dev.trl", n_dev, ("A01", "A02")),
-           "eval": ("E", "eval.trl", n_eval, ("A07", "A08"))}
-  for split, (letter, suffix, n, attacks) in names.items():
-    flac = os.path.join(la, f"ASVspoof2019_LA_{split}", "flac")
-    os.makedirs(flac, exist_ok=True)
-    lines = []
-    for i in range(n):
-      utt = f"LA_{letter}_{1000000 + i:07d}"
-      t = np.arange(int(sr * rng.uniform(0.3, 0.7))) / sr
-      if i % 2 == 0:
-        wav = np.convolve(rng.standard_normal(t.size), np.ones(4) / 4, mode="same") * 0.1
-        lines.append(f"LA_{i % 5:04d} {utt} - - bonafide")
-      else:
-        attack = attacks[(i // 2) % 2]
-        f0 = 150.0 if attack in ("A01", "A07") else 230.0
-        wav = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 6)) * 0.05
-        lines.append(f"LA_{i % 5:04d} {utt} - {attack} spoof")
-      sf.write(os.path.join(flac, utt + ".flac"), wav.astype(np.float32), sr, subtype="PCM_16")
-    with open(os.path.join(prot_dir, f"ASVspoof2019.LA.cm.{suffix}.txt"), "w") as f:
-      f.write("\n".join(lines) + "\n")
-  return la
-
-
 @pytest.fixture(scope="module")
 def toy_root(tmp_path_factory):
-  return _write_toy_la(str(tmp_path_factory.mktemp("toy")))
+  return fx.make_separable_la(str(tmp_path_factory.mktemp("toy")))
 
 
 def _config(root, num_epochs=3, model="resnet18"):
