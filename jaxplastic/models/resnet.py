@@ -1,0 +1,197 @@
+"""ResNet-18 on log-Mel spectrograms, with every width a config field so surgery can grow it.
+
+The network follows torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2]) on a one-channel
+spectrogram image, as in the authors' scripts. Parameter paths never depend on widths:
+
+  stem/conv, stem/bn,
+  stage{i}/block{j}/{conv1, bn1, conv2, bn2, shortcut_conv, shortcut_bn}   (i, j 1-based),
+  head.
+
+`block_widths` sets each block's inner width (conv1's output channels), so a single block can
+be widened without touching its stage's output width.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxplastic import frontends
+
+Array = jax.Array
+
+# torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), untruncated.
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# torch.nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the kernel.
+dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+# PyTorch BatchNorm2d defaults: momentum 0.1 on the new statistic (= 0.9 on the old), eps 1e-5.
+# One difference remains: Flax tracks the biased batch variance, PyTorch the unbiased one.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def match_channels(x: Array, width: int) -> Array:
+  """Zero-pads or truncates the channel axis to `width` (parameter-free identity shortcut)."""
+  c = x.shape[-1]
+  if c < width:
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, width - c)])
+  return x[..., :width]
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions with a residual connection.
+
+  The shortcut is a 1x1 projection (conv + BN) exactly when the block is strided. An unstrided
+  block whose input width differs from its output width (only after surgery widens a stage or
+  the stem) uses the parameter-free identity, zero-padded or truncated on channels: so the set
+  of parameter paths depends only on `blocks_per_stage`, and growing a width leaves the old
+  channels' computation unchanged. At torchvision's widths this is exactly torchvision's rule.
+
+  Attributes:
+    inner_width: output channels of conv1.
+    out_width: output channels of conv2 and of the block.
+    stride: stride of conv1 and of the projection shortcut.
+    dtype: computation dtype.
+  """
+  inner_width: int
+  out_width: int
+  stride: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool) -> Array:
+    conv = lambda w, k, s, p, name: nn.Conv(
+        w, (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=False,
+        kernel_init=conv_init, dtype=self.dtype, name=name)
+    norm = lambda name: nn.BatchNorm(
+        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+        dtype=self.dtype, name=name)
+    y = conv(self.inner_width, 3, self.stride, 1, "conv1")(x)
+    y = nn.relu(norm("bn1")(y))
+    y = conv(self.out_width, 3, 1, 1, "conv2")(y)
+    y = norm("bn2")(y)
+    if self.stride != 1:
+      x = conv(self.out_width, 1, self.stride, 0, "shortcut_conv")(x)
+      x = norm("shortcut_bn")(x)
+    else:
+      x = match_channels(x, self.out_width)
+    return nn.relu(x + y)
+
+
+class Stem(nn.Module):
+  """7x7/2 convolution, BN, ReLU and 3x3/2 max-pool.
+
+  Attributes:
+    width: output channels.
+    dtype: computation dtype.
+  """
+  width: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool) -> Array:
+    x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
+                kernel_init=conv_init, dtype=self.dtype, name="conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                     dtype=self.dtype, name="bn")(x)
+    x = nn.relu(x)
+    # Flax pads max-pool windows with -inf, as PyTorch does.
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+class ResNetStage(nn.Module):
+  """A stage of BasicBlocks; only the first block may change stride and width.
+
+  Attributes:
+    width: output channels of every block in the stage.
+    inner_widths: conv1 width of each block (its length is the number of blocks).
+    stride: stride of the first block.
+    dtype: computation dtype.
+  """
+  width: int
+  inner_widths: tuple[int, ...]
+  stride: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool) -> Array:
+    for j, inner in enumerate(self.inner_widths):
+      x = BasicBlock(inner, self.width, stride=self.stride if j == 0 else 1, dtype=self.dtype,
+                     name=f"block{j + 1}")(x, train=train)
+    return x
+
+
+class ResNet18(nn.Module):
+  """ResNet-18 spoofing classifier on raw 16 kHz audio (log-Mel front-end included).
+
+  Attributes:
+    num_classes: number of output logits (2: index 1 = bona fide, 0 = spoof).
+    stage_widths: output channels of the four stages.
+    block_widths: conv1 width of every block, flattened over stages (length
+      sum(blocks_per_stage)); None means each block's stage width.
+    blocks_per_stage: BasicBlocks per stage.
+    stem_width: channels of the 7x7 stem convolution.
+    sample_rate, n_fft, hop_length, n_mels, num_frames: log-Mel front-end settings.
+    dtype: computation dtype (parameters and batch statistics stay float32).
+  """
+  num_classes: int = 2
+  stage_widths: tuple[int, ...] = (64, 128, 256, 512)
+  block_widths: tuple[int, ...] | None = None
+  blocks_per_stage: tuple[int, ...] = (2, 2, 2, 2)
+  stem_width: int = 64
+  sample_rate: int = 16000
+  n_fft: int = 1024
+  hop_length: int = 512
+  n_mels: int = 64
+  num_frames: int = 224
+  dtype: Any = jnp.float32
+
+  def inner_widths(self) -> tuple[tuple[int, ...], ...]:
+    """Returns the conv1 widths of each stage's blocks, validating the width fields."""
+    if len(self.stage_widths) != len(self.blocks_per_stage):
+      raise ValueError(f"stage_widths {self.stage_widths} and blocks_per_stage "
+                       f"{self.blocks_per_stage} must have the same length")
+    if self.block_widths is None:
+      return tuple((w,) * n for w, n in zip(self.stage_widths, self.blocks_per_stage))
+    if len(self.block_widths) != sum(self.blocks_per_stage):
+      raise ValueError(f"block_widths has {len(self.block_widths)} entries, expected "
+                       f"sum(blocks_per_stage) = {sum(self.blocks_per_stage)}")
+    out, start = [], 0
+    for n in self.blocks_per_stage:
+      out.append(tuple(self.block_widths[start:start + n]))
+      start += n
+    return tuple(out)
+
+  def frontend(self, audio: Array) -> Array:
+    """Raw audio [B, num_samples] -> log-Mel image [B, n_mels, num_frames, 1] (NHWC)."""
+    if audio.ndim != 2:
+      raise ValueError(f"ResNet18 expects audio of shape [batch, samples], got {audio.shape}")
+    mel = frontends.log_mel(audio, sample_rate=self.sample_rate, n_fft=self.n_fft,
+                            hop_length=self.hop_length, n_mels=self.n_mels,
+                            num_frames=self.num_frames)
+    return mel[..., None]
+
+  def __call__(self, audio: Array, *, train: bool, return_embedding: bool = False):
+    """Raw audio [B, num_samples] -> logits [B, num_classes] (float32).
+
+    With return_embedding, returns (logits, pooled [B, stage_widths[-1]]).
+    """
+    logits, pooled, _ = self.from_features(self.frontend(audio), train=train)
+    return (logits, pooled) if return_embedding else logits
+
+  @nn.compact
+  def from_features(self, x: Array, *, train: bool) -> tuple[Array, Array, Array]:
+    """Spectrogram image [B, H, W, 1] -> (logits, pooled embedding, last feature map).
+
+    The last feature map [B, h, w, stage_widths[-1]] feeds GradCAM: since the head is linear
+    after global average pooling, d logit_c / d fmap[..., k] = head.kernel[k, c] / (h * w).
+    """
+    x = Stem(self.stem_width, dtype=self.dtype, name="stem")(x.astype(self.dtype), train=train)
+    for i, (width, inner) in enumerate(zip(self.stage_widths, self.inner_widths())):
+      x = ResNetStage(width, inner, stride=1 if i == 0 else 2, dtype=self.dtype,
+                      name=f"stage{i + 1}")(x, train=train)
+    feature_map = x
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    logits = nn.Dense(self.num_classes, kernel_init=dense_init, name="head")(pooled)
+    return logits, pooled, feature_map
