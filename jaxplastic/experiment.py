@@ -214,7 +214,8 @@ def results_table(records) -> str:
                  "trainable params": r["params_trainable"], "opt bytes": r["opt_state_bytes"],
                  "step ms": None if r.get("step_seconds") is None else 1e3 * r["step_seconds"],
                  "epoch s": r.get("epoch_seconds"), "eval ms/batch": None if r.get("eval_seconds_per_batch") is None
-                 else 1e3 * r["eval_seconds_per_batch"]})
+                 else 1e3 * r["eval_seconds_per_batch"],
+                 "peak MiB": r["peak_memory_bytes"] / 2 ** 20 if r.get("peak_memory_bytes") else None})
   return evaluation.format_table(rows, list(rows[0].keys())) if rows else ""
 
 
