@@ -17,6 +17,8 @@ def get_config(arg="resnet18"):
   config.method = recipe.method
   config.dropin = recipe.dropin
   config.stages = recipe.stages
-  for st, epochs in zip(config.stages, (4, 3, 3)):
+  # Baseline as configs/demo.py; each dropin variant gets half that budget again.
+  base_epochs = demo.get_config(arg).stages[0].num_epochs
+  for st, epochs in zip(config.stages, (base_epochs, base_epochs // 2, base_epochs // 2)):
     st.num_epochs = epochs
   return config
