@@ -21,7 +21,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from jaxplastic.models.wav2vec2 import (ClassifierHead, Wav2Vec2Classifier, from_hf_config,
-                                        to_hf_config)
+                                        merge_lora, to_hf_config)
 
 # HF tensors with no counterpart in our classifier: quantizer / contrastive heads of ForPreTraining,
 # the SpecAugment embedding, task heads of ForCTC / ForSequenceClassification / ForXVector.
@@ -269,6 +269,17 @@ def params_from_hf_tensors(fields: Mapping[str, Any],
   return params
 
 
+def _read_hf_config(directory: Path) -> tuple[Path, dict[str, Any]]:
+  """(path, parsed dict) of a checkpoint's config.json."""
+  config_path = directory / "config.json"
+  if not config_path.is_file():
+    raise CheckpointError(f"{directory}: config.json not found")
+  try:
+    return config_path, json.loads(config_path.read_text())
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f"{config_path}:{e.lineno}: invalid JSON ({e.msg})") from e
+
+
 def load_hf_wav2vec2(path_or_hub_id: str | os.PathLike,
                      *,
                      rng: jax.Array | None = None,
@@ -287,13 +298,7 @@ def load_hf_wav2vec2(path_or_hub_id: str | os.PathLike,
     checkpoint, `head` newly initialised).
   """
   directory = resolve_checkpoint_dir(path_or_hub_id)
-  config_path = directory / "config.json"
-  if not config_path.is_file():
-    raise CheckpointError(f"{directory}: config.json not found")
-  try:
-    hf_config = json.loads(config_path.read_text())
-  except json.JSONDecodeError as e:
-    raise CheckpointError(f"{config_path}:{e.lineno}: invalid JSON ({e.msg})") from e
+  _, hf_config = _read_hf_config(directory)
   fields = from_hf_config(hf_config, **overrides)
   params = params_from_hf_tensors(fields, _read_tensors(directory), source=str(directory))
   model = Wav2Vec2Classifier(**fields)
@@ -301,6 +306,94 @@ def load_hf_wav2vec2(path_or_hub_id: str | os.PathLike,
   rng = jax.random.PRNGKey(0) if rng is None else rng
   params["head"] = head.init(rng, jnp.zeros((1, model.hidden_size)), False)["params"]
   return fields, params
+
+
+# --------------------------------------------------------------------------------------------------
+# Pretrained initialisation for the experiment driver.
+
+# Fields that fix the backbone's parameters or computation; a checkpoint must agree on all of them.
+ARCHITECTURE_FIELDS = ("hidden_size", "num_layers", "num_heads", "head_dim", "ffn_dims",
+                       "conv_dims", "conv_kernels", "conv_strides", "conv_bias",
+                       "feat_extract_norm", "layout", "num_conv_pos_embeddings",
+                       "num_conv_pos_embedding_groups", "layer_norm_eps", "hidden_act",
+                       "feat_extract_activation")
+
+
+def _architecture(fields: Mapping[str, Any]) -> dict[str, Any]:
+  """The architecture fields of `fields`, with head_dim resolved per layer."""
+  model = Wav2Vec2Classifier(**{k: v for k, v in fields.items() if k != "name"})
+  arch = {k: getattr(model, k) for k in ARCHITECTURE_FIELDS}
+  arch["head_dim"] = model.head_dims()
+  return arch
+
+
+def _override(value: Any) -> str:
+  """A value as written after `--config.model.<field>=` on the command line."""
+  if isinstance(value, tuple):
+    return '"(' + ",".join(str(v) for v in value) + (",)" if len(value) == 1 else ")") + '"'
+  return str(value)
+
+
+def init_from_pretrained(path_or_hub_id: str | os.PathLike, module_fields: Mapping[str, Any],
+                         variables: Mapping[str, Any]) -> dict[str, Any]:
+  """Replaces every backbone tensor of `variables` with the checkpoint's; the head stays as given.
+
+  The experiment calls this for its first stage when `config.model.pretrained` names a checkpoint.
+  Copies are exact (float32). LoRA leaves, if the first stage already has them, keep their fresh
+  initialisation (B = 0, so the function is the checkpoint's).
+
+  Args:
+    path_or_hub_id: a checkpoint directory (config.json + model.safetensors) or a Hub id.
+    module_fields: the model fields of the stage ("name" and "pretrained" keys are ignored).
+    variables: a fresh initialisation of that model ({"params": ...}).
+
+  Returns:
+    A new variables dict; `variables` is not modified.
+
+  Raises:
+    CheckpointError: the checkpoint cannot be read, its architecture differs from `module_fields`
+      (every differing field is listed with the config override that would match it), or a tensor
+      does not map exactly.
+  """
+  directory = resolve_checkpoint_dir(path_or_hub_id)
+  config_path, hf_config = _read_hf_config(directory)
+  if hf_config.get("model_type", "wav2vec2") != "wav2vec2":
+    raise CheckpointError(
+        f"{config_path}: model_type {hf_config['model_type']!r}, expected 'wav2vec2'")
+  fields = {k: v for k, v in module_fields.items() if k not in ("name", "pretrained")}
+  ours, theirs = _architecture(fields), _architecture(from_hf_config(hf_config))
+  differ = [k for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
+  if differ:
+    lines = [f"  {k}: config.model has {ours[k]}, the checkpoint has {theirs[k]}" for k in differ]
+    overrides = " ".join(f"--config.model.{k}={_override(theirs[k])}" for k in differ)
+    raise CheckpointError(
+        f"{config_path} describes a different architecture than config.model:\n" +
+        "\n".join(lines) +
+        f"\nSet these fields to the checkpoint's values (e.g. {overrides}), or point "
+        "config.model.pretrained at a checkpoint of this architecture.")
+  backbone = _flatten(
+      params_from_hf_tensors(fields, _read_tensors(directory), source=str(directory)))
+  params = _flatten(variables["params"])
+  lora = {p for p in params if p[-1] in ("lora_a", "lora_b")}
+  kept = sorted(p for p in params if p[0] != "head" and p not in lora and p not in backbone)
+  if kept or set(backbone) - set(params):
+    raise CheckpointError(
+        f"{directory}: the model's backbone and the checkpoint differ: not in the checkpoint "
+        f"{['/'.join(p) for p in kept]}, not in the model "
+        f"{['/'.join(p) for p in sorted(set(backbone) - set(params))]}")
+  for path, value in backbone.items():
+    if tuple(value.shape) != tuple(np.shape(params[path])):
+      raise CheckpointError(f"{directory}: {'/'.join(path)} has shape {tuple(value.shape)}, the "
+                            f"model expects {tuple(np.shape(params[path]))}")
+    params[path] = value
+  logging.info("initialised %d backbone tensors from %s (head%s freshly initialised)",
+               len(backbone), directory, " and LoRA" if lora else "")
+  out = {k: v for k, v in variables.items() if k != "params"}
+  tree: dict[str, Any] = {}
+  for path, value in params.items():
+    _set(tree, path, value)
+  out["params"] = tree
+  return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,10 +405,17 @@ def hf_tensors_from_params(fields: Mapping[str, Any],
   """Our params -> HF `Wav2Vec2Model` state dict (numpy, float32); the head is not exported.
 
   Raises:
-    CheckpointError: when params hold backbone leaves the HF layout has no place for, or lack some.
+    CheckpointError: when params hold backbone leaves the HF layout has no place for, or lack some;
+      LoRA leaves must be merged first (`merge_lora`; `save_hf_wav2vec2` does it).
   """
   plan = _plan(fields)
   flat = _flatten(params)
+  lora = sorted("/".join(p) for p in flat if p[-1] in ("lora_a", "lora_b"))
+  if lora:
+    raise CheckpointError(
+        f"params hold LoRA leaves ({lora[:4]}...), which a stock HF Wav2Vec2Model "
+        "has no place for; fold them in first with "
+        "jaxplastic.models.wav2vec2.merge_lora(fields, params)")
   backbone = {p for p in flat if p[0] != "head"}
   planned = {path for _, path, _ in plan}
   extra, missing = sorted(backbone - planned), sorted(planned - backbone)
@@ -341,13 +441,18 @@ def save_hf_wav2vec2(path: str | os.PathLike, fields: Mapping[str, Any], params:
                      **hf_config_extra: Any) -> Path:
   """Writes config.json + model.safetensors that `transformers.Wav2Vec2Model.from_pretrained` loads.
 
-  The classifier head has no HF counterpart and is not written. `hf_config_extra` keys (e.g.
-  `mask_time_prob=0.0`) are copied into config.json.
+  The classifier head has no HF counterpart and is not written. LoRA updates are merged into their
+  kernels first (`merge_lora`), so the export computes the fine-tuned function. `hf_config_extra`
+  keys (e.g. `mask_time_prob=0.0`) are copied into config.json.
 
   Raises:
     Wav2Vec2ConfigError: per-layer widths that a stock HF config cannot express.
     CheckpointError: params that do not fit the HF layout.
   """
+  if fields.get("lora_rank", 0):
+    fields, params = merge_lora(fields, params)
+    logging.info("merged LoRA updates into their kernels for export")
+  fields = {k: v for k, v in fields.items() if k != "name"}
   config = to_hf_config(fields, **hf_config_extra)
   tensors = hf_tensors_from_params(fields, params)
   out = Path(path)

@@ -18,18 +18,23 @@ one axis. Parameter paths are explicit and identical across widths:
   encoder/layer{i}/{attn_norm,final_norm}
   head/{dense1,dense2}
 
+With `lora_rank` > 0 the projections named in `lora_targets` also hold `lora_a` and `lora_b` (e.g.
+encoder/layer{i}/attention/q/lora_a); `merge_lora` folds them back into the kernels.
+
 `from_hf_config` / `to_hf_config` translate between a Hugging Face `config.json` dict and the
 module fields.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
 
 Array = jax.Array
 
@@ -173,33 +178,98 @@ class PositionalConv(nn.Module):
     return ACTIVATIONS[self.activation](y)
 
 
+# Projections that may carry a LoRA update (`lora_targets`): attention q/k/v/out, the FFN denses.
+LORA_TARGETS = ("q", "k", "v", "out", "intermediate", "output")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoRASpec:
+  """LoRA settings of one encoder layer (hashable, so modules holding it stay static under jit)."""
+
+  rank: int = 0
+  alpha: float = 16.0
+  dropout: float = 0.0
+  targets: tuple[str, ...] = ()
+
+  def fields_for(self, name: str) -> dict[str, Any]:
+    """Projection fields for the projection `name`: LoRA ones if it is a target, else none."""
+    if self.rank > 0 and name in self.targets:
+      return dict(lora_rank=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout)
+    return {}
+
+
+class Projection(nn.Module):
+  """Dense map over the `num_in` trailing axes of x to `features`, with an optional LoRA update.
+
+  Parameters: `kernel` [*in, *features], `bias` [*features] (initialised as `nn.DenseGeneral`
+  does, so values and numerics are those of a plain dense layer), and when `lora_rank` > 0 also
+  `lora_a` [*in, r] (PEFT's kaiming-uniform, U(+-1/sqrt(fan_in))) and `lora_b` [r, *features]
+  (zeros): y = x W + b + (alpha / r) * dropout(x) A B. Because the LoRA leaves exist only at
+  rank > 0, growing `lora_rank` from 0 adds exactly them, and B = 0 leaves the function unchanged.
+  """
+
+  features: tuple[int, ...]
+  num_in: int = 1
+  kernel_init: Callable = _DENSE_INIT
+  bias_init: Callable = nn.initializers.zeros
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
+  lora_dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool) -> Array:
+    in_shape = tuple(x.shape[-self.num_in:])
+    n_in, n_out = math.prod(in_shape), math.prod(self.features)
+    flat_init = lambda init, flat: (  # noqa: E731
+        lambda key, shape, dtype=jnp.float32: jnp.reshape(init(key, flat, dtype), shape))
+    kernel = self.param("kernel", flat_init(self.kernel_init, (n_in, n_out)),
+                        in_shape + self.features)
+    bias = self.param("bias", flat_init(self.bias_init, (n_out,)), self.features)
+    contract = lambda a, w, n: jax.lax.dot_general(  # noqa: E731
+        a, w, ((tuple(range(a.ndim - n, a.ndim)), tuple(range(n))), ((), ())))
+    xc, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = contract(xc, kernel, self.num_in) + bias
+    if self.lora_rank > 0:
+      r = self.lora_rank
+      lora_a = self.param("lora_a", flat_init(_TORCH_LINEAR_INIT, (n_in, r)), in_shape + (r,))
+      lora_b = self.param("lora_b", nn.initializers.zeros, (r,) + self.features)
+      h = nn.Dropout(self.lora_dropout)(x, deterministic=not train)
+      h, lora_a, lora_b = promote_dtype(h, lora_a, lora_b, dtype=self.dtype)
+      delta = contract(contract(h, lora_a, self.num_in), lora_b, 1)
+      y = y + delta * jnp.asarray(self.lora_alpha / r, y.dtype)
+    return y
+
+
 class Attention(nn.Module):
-  """Multi-head self-attention with per-layer `num_heads` and `head_dim`."""
+  """Multi-head self-attention with per-layer `num_heads` and `head_dim` (and optional LoRA)."""
 
   hidden_size: int
   num_heads: int
   head_dim: int
   dropout: float
   dtype: Any
+  lora: LoRASpec = LoRASpec()
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    dense = lambda name: nn.DenseGeneral(  # noqa: E731
-        (self.num_heads, self.head_dim),
-        axis=-1,
-        kernel_init=_DENSE_INIT,
-        dtype=self.dtype,
-        name=name)
-    q, k, v = dense("q")(x), dense("k")(x), dense("v")(x)
+    proj = functools.partial(_projection, self.lora, dtype=self.dtype)
+    q, k, v = (proj(name, (self.num_heads, self.head_dim))(x, train) for name in ("q", "k", "v"))
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (self.head_dim**-0.5)
     weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype)
     weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
     y = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-    return nn.DenseGeneral(self.hidden_size,
-                           axis=(-2, -1),
-                           kernel_init=_DENSE_INIT,
-                           dtype=self.dtype,
-                           name="out")(y)
+    return proj("out", (self.hidden_size,), num_in=2)(y, train)
+
+
+def _projection(lora: LoRASpec,
+                name: str,
+                features: tuple[int, ...],
+                *,
+                num_in: int = 1,
+                dtype: Any) -> Projection:
+  """A named Projection, with LoRA when `name` is one of `lora.targets`."""
+  return Projection(features, num_in=num_in, dtype=dtype, name=name, **lora.fields_for(name))
 
 
 class FeedForward(nn.Module):
@@ -211,13 +281,15 @@ class FeedForward(nn.Module):
   activation_dropout: float
   hidden_dropout: float
   dtype: Any
+  lora: LoRASpec = LoRASpec()
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
-    y = nn.Dense(self.ffn_dim, kernel_init=_DENSE_INIT, dtype=self.dtype, name="intermediate")(x)
+    proj = functools.partial(_projection, self.lora, dtype=self.dtype)
+    y = proj("intermediate", (self.ffn_dim,))(x, train)
     y = ACTIVATIONS[self.activation](y)
     y = nn.Dropout(self.activation_dropout)(y, deterministic=not train)
-    y = nn.Dense(self.hidden_size, kernel_init=_DENSE_INIT, dtype=self.dtype, name="output")(y)
+    y = proj("output", (self.hidden_size,))(y, train)
     return nn.Dropout(self.hidden_dropout)(y, deterministic=not train)
 
 
@@ -235,6 +307,7 @@ class EncoderLayer(nn.Module):
   activation_dropout: float
   hidden_dropout: float
   dtype: Any
+  lora: LoRASpec = LoRASpec()
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
@@ -248,6 +321,7 @@ class EncoderLayer(nn.Module):
                           self.head_dim,
                           self.attention_dropout,
                           self.dtype,
+                          self.lora,
                           name="attention")
     ffn = FeedForward(self.hidden_size,
                       self.ffn_dim,
@@ -255,6 +329,7 @@ class EncoderLayer(nn.Module):
                       self.activation_dropout,
                       self.hidden_dropout,
                       self.dtype,
+                      self.lora,
                       name="ffn")
     drop = nn.Dropout(self.hidden_dropout)
     if self.layout == "base":
@@ -286,6 +361,7 @@ class Encoder(nn.Module):
   layerdrop: float
   remat: bool
   dtype: Any
+  lora: LoRASpec = LoRASpec()
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> tuple[tuple[Array, ...], Array]:
@@ -316,6 +392,7 @@ class Encoder(nn.Module):
                         self.activation_dropout,
                         self.hidden_dropout,
                         self.dtype,
+                        self.lora,
                         name=f"layer{i}")
       y = layer(x, train)
       if train and self.layerdrop > 0.0:
@@ -385,8 +462,10 @@ class Wav2Vec2Classifier(nn.Module):
   `train=True`.
   """
 
-  # q/k/v kernels are [hidden, heads, head_dim]: two trailing output axes (jaxplastic.surgery reads this).
-  SURGERY_OUTPUT_AXES = ((r".*/attention/(q|k|v)/kernel", 2),)
+  # Trailing output axes per leaf, for jaxplastic.surgery: q/k/v kernels are
+  # [hidden, heads, head_dim]; LoRA A is [*in, r] (output r) and B is [r, *features] (input r).
+  SURGERY_OUTPUT_AXES = ((r".*/attention/(q|k|v)/(kernel|lora_b)", 2), (r".*/lora_b", 1),
+                         (r".*/lora_a", 1))
 
   num_classes: int = 2
   hidden_size: int = 768
@@ -416,6 +495,11 @@ class Wav2Vec2Classifier(nn.Module):
   freeze_feature_encoder: bool = False  # stop_gradient on conv features
   remat: bool = False  # rematerialise each encoder layer in the backward pass
   dtype: Any = jnp.float32  # compute dtype; params stay float32
+  # LoRA on the encoder projections named in `lora_targets` (see `Projection`); rank 0 = none.
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
+  lora_targets: tuple[str, ...] = ("q", "v")
+  lora_dropout: float = 0.0
 
   def __post_init__(self):
     # Configs often carry lists (JSON, ConfigDict); modules need hashable tuples.
@@ -425,6 +509,10 @@ class Wav2Vec2Classifier(nn.Module):
         object.__setattr__(self, name, tuple(int(v) for v in value))
     if isinstance(self.dtype, str):
       object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
+    if isinstance(self.lora_targets, str):
+      object.__setattr__(self, "lora_targets", (self.lora_targets,))
+    elif not isinstance(self.lora_targets, tuple):
+      object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
     super().__post_init__()
 
   def head_dims(self) -> tuple[int, ...]:
@@ -432,6 +520,17 @@ class Wav2Vec2Classifier(nn.Module):
     if self.head_dim is not None:
       return self.head_dim
     return tuple(self.hidden_size // h for h in self.num_heads)
+
+  def frozen_param_patterns(self) -> tuple[str, ...]:
+    """Parameters (regex over '/'-joined paths) that must stay fixed in every training stage.
+
+    The conv feature encoder when `freeze_feature_encoder` is set, so that a runner can keep it out
+    of the optimizer (no weight decay, no moments), as transformers' `freeze_feature_encoder()`.
+    """
+    return (r"feature_encoder/.*",) if self.freeze_feature_encoder else ()
+
+  def lora_spec(self) -> LoRASpec:
+    return LoRASpec(self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets)
 
   def _validate(self) -> None:
     for name in ("num_heads", "ffn_dims"):
@@ -459,6 +558,12 @@ class Wav2Vec2Classifier(nn.Module):
     for act in (self.hidden_act, self.feat_extract_activation):
       if act not in ACTIVATIONS:
         raise Wav2Vec2ConfigError(f"unsupported activation {act!r}; known: {sorted(ACTIVATIONS)}")
+    if self.lora_rank < 0:
+      raise Wav2Vec2ConfigError(f"lora_rank must be >= 0, got {self.lora_rank}")
+    unknown = sorted(set(self.lora_targets) - set(LORA_TARGETS))
+    if unknown or (self.lora_rank > 0 and not self.lora_targets):
+      raise Wav2Vec2ConfigError(f"lora_targets {self.lora_targets!r}: each must be one of "
+                                f"{LORA_TARGETS}, and at least one is needed when lora_rank > 0")
 
   def setup(self):
     self._validate()
@@ -472,7 +577,7 @@ class Wav2Vec2Classifier(nn.Module):
                            self.feat_extract_activation, self.layer_norm_eps,
                            self.num_conv_pos_embeddings, self.num_conv_pos_embedding_groups,
                            self.attention_dropout, self.activation_dropout, self.hidden_dropout,
-                           self.layerdrop, self.remat, self.dtype)
+                           self.layerdrop, self.remat, self.dtype, self.lora_spec())
     self.head = ClassifierHead(self.head_hidden, self.num_classes, self.head_dropout)
 
   def encode(self, audio: Array, *, train: bool = False) -> dict[str, Any]:
@@ -633,3 +738,60 @@ def per_layer(value: int | Sequence[int], num_layers: int) -> tuple[int, ...]:
   if len(value) != num_layers:
     raise Wav2Vec2ConfigError(f"expected {num_layers} per-layer values, got {len(value)}: {value}")
   return value
+
+
+def merge_lora(fields: Mapping[str, Any],
+               params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Folds every LoRA update into its projection's kernel: W + (alpha / r) A B.
+
+  The result is a plain model (`lora_rank` = 0, no LoRA leaves) computing the same function in eval
+  mode, e.g. for export to Hugging Face. `fields` without LoRA are returned as they are.
+
+  Args:
+    fields: `Wav2Vec2Classifier` fields (a `name` key, as in configs, is kept).
+    params: the `params` collection of that model.
+
+  Returns:
+    (fields, params) of the merged model; the inputs are not modified.
+
+  Raises:
+    Wav2Vec2ConfigError: a LoRA leaf is missing or has a shape that does not fit its kernel.
+  """
+  fields = dict(fields)
+  rank = int(fields.get("lora_rank", 0))
+  params = jax.tree_util.tree_map(lambda x: x, dict(params))  # new containers, shared leaves
+  if rank == 0:
+    return fields, params
+  scale = float(fields.get("lora_alpha", 16.0)) / rank
+  merged = 0
+
+  def walk(tree, path):
+    nonlocal merged
+    out = {}
+    for key, value in tree.items():
+      if isinstance(value, Mapping) and "lora_a" in value:
+        a, b, kernel = value["lora_a"], value["lora_b"], value["kernel"]
+        if a.shape[-1] != rank or b.shape[0] != rank or a.shape[:-1] + b.shape[1:] != kernel.shape:
+          raise Wav2Vec2ConfigError(
+              f"{'/'.join(path + (key,))}: LoRA shapes A {a.shape}, B {b.shape} do not fit the "
+              f"kernel {kernel.shape} at lora_rank={rank}")
+        delta = jnp.tensordot(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), axes=1)
+        out[key] = {k: v for k, v in value.items() if k not in ("lora_a", "lora_b")}
+        out[key]["kernel"] = (jnp.asarray(kernel, jnp.float32) + scale * delta).astype(kernel.dtype)
+        merged += 1
+      elif isinstance(value, Mapping):
+        out[key] = walk(value, path + (key,))
+      else:
+        out[key] = value
+    return out
+
+  params = walk(params, ())
+  targets = fields.get("lora_targets", ("q", "v"))
+  targets = (targets,) if isinstance(targets, str) else tuple(targets)
+  expected = int(fields.get("num_layers", 12)) * len(targets)
+  if merged != expected:
+    raise Wav2Vec2ConfigError(
+        f"lora_rank={rank}, {len(targets)} targets x {fields.get('num_layers', 12)} "
+        f"layers: expected {expected} LoRA projections, params hold {merged}")
+  fields["lora_rank"] = 0
+  return fields, params

@@ -1,0 +1,413 @@
+"""Wav2Vec 2.0 in the training pipeline: surgery on the encoder (dropin / plasticity), LoRA as a
+grow stage, pretrained initialisation from a Hugging Face checkpoint, the wav2vec configs, and an
+end-to-end run."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+from safetensors.numpy import load_file
+
+from configs import base
+from configs import la_wav2vec
+from jaxplastic import checkpoints
+from jaxplastic import experiment
+from jaxplastic import hf_checkpoint
+from jaxplastic import surgery
+from jaxplastic import train as train_lib
+from jaxplastic.models.wav2vec2 import Wav2Vec2Classifier, Wav2Vec2ConfigError, merge_lora
+
+try:
+  from tests import fixtures_data as fx
+except ImportError:
+  import fixtures_data as fx
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_SAMPLES = 1600  # 20 frames through the tiny conv stack (x80)
+RULES = Wav2Vec2Classifier.SURGERY_OUTPUT_AXES
+
+
+def tiny_fields(**overrides):
+  """A two-layer wav2vec2 (hidden 16, 2 heads x 8, FFN 32, 3 convs) with dropout on."""
+  fields = dict(hidden_size=16,
+                num_layers=2,
+                num_heads=(2, 2),
+                head_dim=(8, 8),
+                ffn_dims=(32, 32),
+                conv_dims=(8, 8, 8),
+                conv_kernels=(10, 8, 8),
+                conv_strides=(5, 4, 4),
+                num_conv_pos_embeddings=8,
+                num_conv_pos_embedding_groups=2,
+                head_hidden=8,
+                layerdrop=0.0)
+  fields.update(overrides)
+  return fields
+
+
+# Tiny models run eagerly: op-by-op dispatch costs far less than compiling every variant's graph.
+def _init(fields, seed=0):
+  model = Wav2Vec2Classifier(**fields)
+  rng = jax.random.PRNGKey(seed)
+  variables = model.init({"params": rng, "dropout": rng}, jnp.zeros((2, NUM_SAMPLES)), train=False)
+  return model, surgery._to_dict(variables)
+
+
+def _audio(b=3, seed=7):
+  return jax.random.normal(jax.random.PRNGKey(seed), (b, NUM_SAMPLES)) * 0.3
+
+
+def _logits(model, variables, x):
+  return np.asarray(model.apply(variables, x, train=False))
+
+
+def _grow(small_fields, big_fields, init):
+  small, v_small = _init(small_fields, 0)
+  big, fresh = _init(big_fields, 1)
+  plan = surgery.make_plan(v_small, fresh)
+  return small, big, v_small, surgery.grow(v_small, fresh, plan, init=init, output_axes=RULES), plan
+
+
+def _train(model, variables, plan, steps=3, patterns=("head/.*",)):
+  """`steps` AdamW steps (weight decay on) under the dropin partition.
+
+  Returns:
+    (partition, merged params after training, trainable tree before training).
+  """
+  part = surgery.Partition.new_slices(plan, train_patterns=patterns)
+  trainable, frozen = part.split(variables["params"])
+  tx = optax.adamw(1e-2, weight_decay=0.1)
+  state = train_lib.create_state(trainable, frozen, {}, tx)
+  step = jax.jit(lambda s, b: train_lib.train_step(s,
+                                                   b,
+                                                   model=model,
+                                                   tx=tx,
+                                                   partition=part,
+                                                   plan=plan,
+                                                   loss_name="ce",
+                                                   class_weights=None,
+                                                   base_rng=jax.random.PRNGKey(0)))
+  batch = {"audio": _audio(4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
+  for _ in range(steps):
+    state, metrics = step(state, batch)
+    assert int(metrics["nonfinite"]) == 0
+  return part, part.merge(state.params, state.frozen), trainable
+
+
+# --------------------------------------------------------------------------------------------------
+# Surgery on the encoder.
+
+GROWN = dict(num_heads=(2, 4), ffn_dims=(32, 48))  # layer 1: +2 heads of width 8, +16 FFN units
+
+
+def test_function_preserving_growth_of_heads_and_ffn_keeps_logits():
+  small, big, v_small, v_big, plan = _grow(tiny_fields(), tiny_fields(**GROWN),
+                                           "function_preserving")
+  assert {p.split("/")[2] for p in plan.grown} == {"layer1"} and not plan.added
+  x = _audio()
+  diff = np.abs(_logits(small, v_small, x) - _logits(big, v_big, x)).max()
+  assert diff <= 1e-5, diff
+  # The authors' random init of the new slices does change the function (so the check above can
+  # fail).
+  _, big, _, v_rand, _ = _grow(tiny_fields(), tiny_fields(**GROWN), "random")
+  assert np.abs(_logits(small, v_small, x) - _logits(big, v_rand, x)).max() > 1e-4
+
+
+@pytest.mark.parametrize("init", ["random", "function_preserving"])
+def test_prune_of_grow_is_identity(init):
+  _, _, v_small, v_big, _ = _grow(tiny_fields(), tiny_fields(**GROWN), init)
+  back = surgery.flatten(surgery.prune(v_big, surgery.make_plan(v_small, v_big, what="prune")))
+  small = surgery.flatten(v_small)
+  assert back.keys() == small.keys()
+  for k, v in small.items():
+    np.testing.assert_array_equal(np.asarray(back[k]), np.asarray(v), err_msg=k)
+
+
+def test_dropin_adamw_keeps_original_entries_bit_identical():
+  _, big, v_small, v_big, plan = _grow(tiny_fields(), tiny_fields(**GROWN), "random")
+  part, after, trainable = _train(big, v_big, plan)
+  n_head = surgery.count(v_small["params"]["head"])
+  assert surgery.count(trainable) == surgery.count(v_big["params"]) - surgery.count(
+      v_small["params"]) + n_head
+  after, before = surgery.flatten(after), surgery.flatten(v_big["params"])
+  moved = 0
+  for k, old in surgery.flatten(v_small["params"]).items():
+    if k.startswith("head/"):
+      continue
+    lead = tuple(slice(0, s) for s in old.shape)
+    np.testing.assert_array_equal(np.asarray(after[k])[lead], np.asarray(old), err_msg=k)
+    moved += int(k.endswith("kernel") and np.any(np.asarray(after[k]) != np.asarray(before[k])))
+  # Every grown kernel's new slices moved (biases of k may get an exactly-zero gradient: softmax
+  # ignores them).
+  assert moved >= sum(p.endswith("kernel") for p in plan.grown), moved
+
+
+# --------------------------------------------------------------------------------------------------
+# LoRA.
+
+
+def _lora_leaves(params):
+  return sorted(k for k in surgery.flatten(params) if k.endswith(("lora_a", "lora_b")))
+
+
+def test_lora_grow_adds_only_lora_leaves_and_trains_only_them(tmp_path):
+  r = 4
+  small_f = tiny_fields(lora_alpha=8.0)
+  small, big, v_small, v_big, plan = _grow(small_f, dict(small_f, lora_rank=r), "random")
+  # The plan: nothing grows, the LoRA leaves are added, for q and v of each layer.
+  assert not plan.grown
+  assert list(plan.added) == ["params/" + k for k in _lora_leaves(v_big["params"])]
+  assert len(plan.added) == 2 * 2 * 2
+  flat = surgery.flatten(v_big["params"])
+  assert flat["encoder/layer0/attention/q/lora_a"].shape == (16, r)
+  assert flat["encoder/layer0/attention/v/lora_b"].shape == (r, 2, 8)
+  assert all(np.all(np.asarray(flat[k]) == 0) for k in flat if k.endswith("lora_b"))
+  x = _audio()
+  y_small = _logits(small, v_small, x)
+  np.testing.assert_array_equal(_logits(big, v_big, x), y_small)  # B = 0: unchanged at grow
+  part, after, trainable = _train(big, v_big, plan)
+  # Closed form: 2 targets x layers x r x (hidden + heads * head_dim), plus the head.
+  closed = 2 * 2 * r * (16 + 2 * 8)
+  assert surgery.count(trainable) == closed + surgery.count(v_small["params"]["head"])
+  assert set(part.whole_trainable) == {p[len("params/"):] for p in plan.added} | {
+      k for k in surgery.flatten(v_big["params"]) if k.startswith("head/")
+  }
+  a = surgery.flatten(after)
+  for k, v in surgery.flatten(v_small["params"]).items():
+    if not k.startswith("head/"):
+      np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(v), err_msg=k)
+  assert any(
+      np.any(np.asarray(a[k]) != 0) for k in a if k.endswith("lora_b")), "LoRA B did not train"
+  y_lora = _logits(big, {"params": after}, x)
+  assert np.abs(y_lora - y_small).max() > 1e-6
+  # Merging folds the updates into q/v: a plain model with the same function.
+  fields, merged = merge_lora(dict(small_f, lora_rank=r, name="wav2vec2"), after)
+  assert fields["lora_rank"] == 0 and fields["name"] == "wav2vec2" and not _lora_leaves(merged)
+  plain = Wav2Vec2Classifier(**{k: v for k, v in fields.items() if k != "name"})
+  np.testing.assert_allclose(_logits(plain, {"params": merged}, x), y_lora, atol=1e-5, rtol=1e-5)
+  with pytest.raises(hf_checkpoint.CheckpointError, match="merge_lora"):
+    hf_checkpoint.hf_tensors_from_params(dict(small_f, lora_rank=r), after)
+  # The HF export merges LoRA itself and holds exactly the merged kernels.
+  hf_checkpoint.save_hf_wav2vec2(tmp_path, dict(small_f, lora_rank=r), after)
+  _, reloaded = hf_checkpoint.load_hf_wav2vec2(tmp_path)
+  np.testing.assert_array_equal(
+      np.asarray(reloaded["encoder"]["layer1"]["attention"]["v"]["kernel"]),
+      np.asarray(merged["encoder"]["layer1"]["attention"]["v"]["kernel"]))
+  with pytest.raises(Wav2Vec2ConfigError, match="expected 6 LoRA projections, params hold 4"):
+    merge_lora(dict(small_f, lora_rank=r, lora_targets=("q", "k", "v")), after)
+
+
+def test_growing_heads_of_a_lora_model_preserves_its_function():
+  """Trained LoRA (B != 0) on every projection, then layer 1 grows: the LoRA rules of
+  SURGERY_OUTPUT_AXES must zero exactly the new-input entries of A (out, output) so the grown model
+  computes the same logits."""
+  targets = ("q", "k", "v", "out", "intermediate", "output")
+  f = tiny_fields(lora_rank=2, lora_targets=targets)
+  model, v = _init(f)
+  rng = np.random.default_rng(0)
+  params = {
+      k: (rng.standard_normal(x.shape).astype(np.float32) * 0.3 if k.endswith("lora_b") else x)
+      for k, x in surgery.flatten(v["params"]).items()
+  }
+  v = {"params": surgery.unflatten(params)}
+  big, fresh = _init(dict(f, **GROWN), 1)
+  grown = surgery.grow(v,
+                       fresh,
+                       surgery.make_plan(v, fresh),
+                       init="function_preserving",
+                       output_axes=RULES)
+  x = _audio()
+  assert np.abs(_logits(model, v, x) - _logits(big, grown, x)).max() <= 1e-5
+
+
+def test_lora_fields_are_validated():
+  with pytest.raises(Wav2Vec2ConfigError, match="lora_targets"):
+    _init(tiny_fields(lora_rank=2, lora_targets=("query",)))
+  with pytest.raises(Wav2Vec2ConfigError, match="lora_rank"):
+    _init(tiny_fields(lora_rank=-1))
+
+
+def test_frozen_param_patterns_name_exactly_the_feature_encoder():
+  model = Wav2Vec2Classifier(**tiny_fields(freeze_feature_encoder=True))
+  paths = surgery.flatten(surgery.abstract_variables(model, (1, NUM_SAMPLES))["params"])
+  frozen = surgery.match_patterns(paths, model.frozen_param_patterns(), "frozen")
+  assert frozen == {p for p in paths if p.startswith("feature_encoder/")} and len(frozen) == 5
+  assert Wav2Vec2Classifier(**tiny_fields()).frozen_param_patterns() == ()
+
+
+# --------------------------------------------------------------------------------------------------
+# Pretrained initialisation (a checkpoint written by our own exporter: no torch needed).
+
+
+@pytest.fixture(scope="module")
+def own_checkpoint(tmp_path_factory):
+  fields = tiny_fields()
+  _, v = _init(fields, seed=3)
+  path = tmp_path_factory.mktemp("own_ckpt")
+  hf_checkpoint.save_hf_wav2vec2(path, fields, v["params"])
+  return path, fields, v
+
+
+def test_init_from_pretrained_copies_every_backbone_tensor_exactly(own_checkpoint):
+  path, fields, ref = own_checkpoint
+  _, fresh = _init(dict(fields, lora_rank=2), seed=0)
+  loaded = hf_checkpoint.init_from_pretrained(str(path), dict(fields, lora_rank=2, name="wav2vec2"),
+                                              fresh)
+  got, want, init = (surgery.flatten(t["params"]) for t in (loaded, ref, fresh))
+  assert got.keys() == init.keys()
+  for k in got:
+    source = init if k.startswith("head/") or k.endswith(("lora_a", "lora_b")) else want
+    np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(source[k]), err_msg=k)
+  assert not np.array_equal(np.asarray(got["encoder/layer0/attention/q/kernel"]),
+                            np.asarray(init["encoder/layer0/attention/q/kernel"]))
+
+
+def test_init_from_pretrained_names_every_differing_field(own_checkpoint):
+  path, fields, _ = own_checkpoint
+  other = dict(fields, num_heads=(4, 4), head_dim=(4, 4), ffn_dims=(64, 64), layout="stable")
+  _, fresh = _init(other)
+  with pytest.raises(hf_checkpoint.CheckpointError) as e:
+    hf_checkpoint.init_from_pretrained(str(path), other, fresh)
+  msg = str(e.value)
+  for name in ("num_heads", "head_dim", "ffn_dims", "layout"):
+    assert f"--config.model.{name}=" in msg, msg
+  assert "hidden_size" not in msg and "config.json" in msg
+  assert '--config.model.num_heads="(2,2)"' in msg
+
+
+# --------------------------------------------------------------------------------------------------
+# Configs.
+
+WAV2VEC_CONFIGS = [
+    "la_wav2vec", "pa_wav2vec", "for_wav2vec", "la_wav2vec_small", "la_wav2vec_small_plasticity",
+    "pa_wav2vec_small_plasticity", "for_wav2vec_small_plasticity", "la_wav2vec_small_lora",
+    "demo_wav2vec"
+]
+
+
+@pytest.mark.parametrize("name", WAV2VEC_CONFIGS)
+def test_configs_build_and_their_stages_are_valid_surgery(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.lock()
+  shapes = []
+  for st in config.stages:
+    fields = experiment.model_fields(config.model, st.widths)
+    experiment.build(fields)  # the fields are valid module fields
+    shapes.append(surgery.abstract_variables(experiment.build(fields), (1, 4000)))
+  for st, prev, cur in zip(config.stages[1:], shapes[:-1], shapes[1:]):
+    if st.kind == "grow":
+      plan = surgery.make_plan(prev if not st.start_from else shapes[0], cur)
+      surgery.Partition.new_slices(plan, config.dropin.train_patterns)
+    elif st.kind == "prune":
+      surgery.make_plan(cur, prev, what="prune")
+
+
+def test_la_wav2vec_grows_exactly_layer_5_and_lora_counts():
+  config = la_wav2vec.get_config()
+  assert config.model.pretrained == "" and config.model.freeze_feature_encoder
+  assert config.optim.plateau_patience == 3 and config.data.num_samples == 64000
+  base_f = experiment.model_fields(config.model)
+  big_f = experiment.model_fields(config.model, config.stages[1].widths)
+  plan = surgery.make_plan(surgery.abstract_variables(experiment.build(base_f), (1, 4000)),
+                           surgery.abstract_variables(experiment.build(big_f), (1, 4000)))
+  assert {p.split("/")[2] for p in plan.grown} == {"layer5"}
+  assert plan.big["params/encoder/layer5/attention/q/kernel"] == (768, 24, 64)
+  assert plan.big["params/encoder/layer5/ffn/intermediate/kernel"] == (768, 6144)
+  lora = importlib.import_module("configs.la_wav2vec_small_lora").get_config()
+  small_f = experiment.model_fields(lora.model)
+  lora_f = experiment.model_fields(lora.model, lora.stages[1].widths)
+  plan = surgery.make_plan(surgery.abstract_variables(experiment.build(small_f), (1, 4000)),
+                           surgery.abstract_variables(experiment.build(lora_f), (1, 4000)))
+  assert not plan.grown
+  assert sum(int(np.prod(plan.big[p])) for p in plan.added) == 2 * 12 * 8 * (256 + 4 * 64) == 98304
+  # A finished la_wav2vec_small run's export must be loadable as the LoRA run's baseline checkpoint.
+  small = importlib.import_module("configs.la_wav2vec_small").get_config()
+  assert experiment.module_fields(experiment.model_fields(
+      small.model)) == experiment.module_fields(small_f)
+
+
+def _run_py(*args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "run.py", "--config=configs/la_wav2vec.py", *args],
+                        cwd=REPO,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=120)
+
+
+def test_run_py_without_pretrained_or_data_root_fails_clearly(tmp_path):
+  out = _run_py(f"--workdir={tmp_path / 'a'}")
+  assert out.returncode != 0
+  assert "config.model.pretrained is empty" in out.stderr
+  assert "--config.model.pretrained=" in out.stderr
+  out = _run_py(f"--workdir={tmp_path / 'b'}", f"--config.model.pretrained={tmp_path}")
+  assert out.returncode != 0
+  assert "config.data.root" in out.stderr, out.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end: a random-init transformers checkpoint -> baseline (0 epochs) -> dropin on the toy LA
+# corpus.
+
+
+def test_end_to_end_pretrained_baseline_then_dropin(tmp_path):
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  torch.manual_seed(0)
+  hf = transformers.Wav2Vec2Model(
+      transformers.Wav2Vec2Config(hidden_size=16,
+                                  num_hidden_layers=2,
+                                  num_attention_heads=2,
+                                  intermediate_size=32,
+                                  conv_dim=(8, 8, 8),
+                                  conv_kernel=(10, 8, 8),
+                                  conv_stride=(5, 4, 4),
+                                  num_conv_pos_embeddings=8,
+                                  num_conv_pos_embedding_groups=2))
+  ckpt = tmp_path / "hf"
+  hf.save_pretrained(str(ckpt))
+  root = fx.make_separable_la(str(tmp_path / "toy"), n_train=16, n_dev=8, n_eval=8)
+
+  config = la_wav2vec.get_config()
+  model = ml_collections.ConfigDict(dict(config.model.to_dict(), **tiny_fields(layerdrop=0.1)))
+  model.pretrained = str(ckpt)
+  config.model = model
+  config.data.root = root
+  config.data.num_samples = NUM_SAMPLES
+  config.data.batch_size = 8
+  config.data.eval_batch_size = 8
+  config.data.num_threads = 1
+  config.train.progress = False
+  config.train.log_every_steps = 1
+  grown = la_wav2vec.widened(config.model, 1, num_heads=4, ffn_dim=48)
+  config.stages = base.dropin_stages(grown, baseline_epochs=0, dropin_epochs=1, unfrozen=False)
+  summary = experiment.run(config, str(tmp_path / "run"))
+
+  recs = summary["stages"]
+  assert [r["stage"] for r in recs] == ["baseline", "dropin"]
+  assert recs[0]["origin"] == f"pretrained {ckpt}" and recs[1]["end_step"] == 2
+  meta, variables = checkpoints.load_export(str(tmp_path / "run" / "model"))
+  assert tuple(meta["model"]["num_heads"]) == (2, 4)
+  # Dropin froze the pretrained entries, so pruning the export back to the baseline widths must give
+  # exactly the transformers tensors: the pretrained init was exact and nothing original moved.
+  small = surgery.abstract_variables(experiment.build(experiment.model_fields(config.model)),
+                                     (1, NUM_SAMPLES))
+  pruned = surgery.prune(variables, surgery.make_plan(small, variables, what="prune"))
+  ours = hf_checkpoint.hf_tensors_from_params(
+      experiment.module_fields({
+          k: v for k, v in experiment.model_fields(config.model).items() if k != "name"
+      }), pruned["params"])
+  theirs = load_file(str(ckpt / "model.safetensors"))
+  assert set(ours) == set(theirs) - {"masked_spec_embed"}
+  for k, v in ours.items():
+    np.testing.assert_array_equal(v, theirs[k], err_msg=k)
+  new_q = np.asarray(variables["params"]["encoder"]["layer1"]["attention"]["q"]["kernel"])[:, 2:]
+  assert np.any(new_q != 0)
