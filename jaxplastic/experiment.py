@@ -86,6 +86,12 @@ def init_variables_for(fields: Mapping, model, rng, num_samples: int) -> dict:
   return variables
 
 
+def frozen_patterns_of(model) -> tuple:
+  """Parameters a model keeps fixed in every stage (e.g. wav2vec2's feature encoder when fine-tuning)."""
+  fn = getattr(model, "frozen_param_patterns", None)
+  return tuple(fn()) if fn is not None else ()
+
+
 def width_changes(small: Mapping, big: Mapping) -> dict:
   """The fields (other than the model name) that differ, as {field: big value}."""
   return {k: v for k, v in big.items() if small.get(k) != v}
@@ -300,6 +306,8 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
 
   if st.trainable == "new":
     partition = surgery.Partition.new_slices(plan, config.dropin.train_patterns, config.dropin.isolate_patterns)
+  elif frozen_patterns_of(model):
+    partition = surgery.Partition.fixed(variables["params"], frozen_patterns_of(model))
   else:
     partition = surgery.Partition.everything()
   params = variables["params"]

@@ -392,6 +392,14 @@ class Partition:
     return cls(mode="all")
 
   @classmethod
+  def fixed(cls, params: Mapping, frozen_patterns: Sequence[str]) -> "Partition":
+    """Everything trains except the tensors matching `frozen_patterns`, which stay bit-identical and
+    carry no optimizer state (non-`params` collections are kept as they were, as in dropin)."""
+    flat = flatten(params)
+    frozen = match_patterns(flat, frozen_patterns, "frozen parameters")
+    return cls(mode="new", whole_trainable=tuple(sorted(set(flat) - frozen)), frozen_paths=tuple(sorted(frozen)))
+
+  @classmethod
   def new_slices(cls, plan: Plan, train_patterns: Sequence[str] = (), isolate_patterns: Sequence[str] = ()
                  ) -> "Partition":
     """Dropin partition from a grow plan (paths of the `params` collection are used)."""
@@ -460,16 +468,16 @@ class Partition:
     """Keeps the original slices of non-`params` collections (BatchNorm statistics) as they were.
 
     In dropin the running statistics of original channels belong to the frozen model; only new channels' statistics
-    may move. With mode "all" the updated state is returned unchanged.
+    may move. Without a grow plan (mode "all", or a fixed set of frozen tensors) the updated state is returned.
     """
-    if self.mode == "all" or not updated:
+    if self.mode == "all" or not updated or plan is None:
       return updated
     new, old = flatten(updated), flatten(previous)
     out = {}
     for path, value in new.items():
       full = path  # model_state trees carry their collection prefix already
-      axes = plan.grown.get(full, ()) if plan is not None else ()
-      if plan is not None and full in plan.added:
+      axes = plan.grown.get(full, ())
+      if full in plan.added:
         out[path] = value
       elif not axes:
         out[path] = old[path]
