@@ -11,12 +11,11 @@ its latest checkpoint.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import os
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp

@@ -6,7 +6,7 @@ import json
 import os
 import resource
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np

@@ -221,3 +221,14 @@ def make_separable_la(root, n_train=32, n_dev=16, n_eval=16, seed=0):
     with open(os.path.join(prot_dir, f"ASVspoof2019.LA.cm.{suffix}.txt"), "w") as f:
       f.write("\n".join(lines) + "\n")
   return la
+
+
+def assert_same_export(workdir_a: str, workdir_b: str) -> None:
+  """The exported models of two runs hold bit-identical tensors."""
+  from jaxplastic import checkpoints, surgery  # pylint: disable=g-import-not-at-top
+  _, a = checkpoints.load_export(os.path.join(workdir_a, "model"))
+  _, b = checkpoints.load_export(os.path.join(workdir_b, "model"))
+  fa, fb = surgery.flatten(a), surgery.flatten(b)
+  assert fa.keys() == fb.keys()
+  for k in fa:
+    np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)

@@ -77,12 +77,7 @@ def test_interrupted_run_resumes_to_identical_result(toy_root, tmp_path, monkeyp
   resumed = experiment.run(config, cut_dir)
   assert resumed["stages"][0]["start_step"] == 0 and resumed["stages"][0]["end_step"] == 8
 
-  _, a = checkpoints.load_export(os.path.join(full_dir, "model"))
-  _, b = checkpoints.load_export(os.path.join(cut_dir, "model"))
-  fa, fb = surgery.flatten(a), surgery.flatten(b)
-  assert fa.keys() == fb.keys()
-  for k in fa:
-    np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
+  fx.assert_same_export(full_dir, cut_dir)
   with open(os.path.join(full_dir, "scores", "0_baseline_eval.txt")) as f1, \
       open(os.path.join(cut_dir, "scores", "0_baseline_eval.txt")) as f2:
     assert f1.read() == f2.read()

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from configs import smoke
@@ -86,12 +85,7 @@ def test_killed_run_resumes_in_the_right_stage_with_identical_result(toy_root, t
   assert os.path.exists(os.path.join(cut, "checkpoints", "0_baseline", "stage.json"))
 
   subprocess.run(_cmd(cut, toy_root), check=True, env=_env(), capture_output=True, timeout=600)
-  _, a = checkpoints.load_export(os.path.join(full, "model"))
-  _, b = checkpoints.load_export(os.path.join(cut, "model"))
-  fa, fb = surgery.flatten(a), surgery.flatten(b)
-  assert fa.keys() == fb.keys()
-  for k in fa:
-    np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
+  fx.assert_same_export(full, cut)
   with open(os.path.join(full, "results.json")) as f1, open(os.path.join(cut, "results.json")) as f2:
     r1, r2 = json.load(f1), json.load(f2)
   assert [s["dev"]["eer"] for s in r1["stages"]] == [s["dev"]["eer"] for s in r2["stages"]]

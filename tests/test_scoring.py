@@ -8,7 +8,6 @@ run reported.
 
 import csv
 import importlib.util
-import io
 import json
 import os
 import shutil

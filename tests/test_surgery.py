@@ -1,7 +1,6 @@
 """Surgery invariants over a table of models: growth preserves outputs when asked, prune(grow(p)) == p exactly,
 dropin trains only new entries (bit-identical originals under AdamW with weight decay), and loud errors."""
 
-import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
