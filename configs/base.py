@@ -94,6 +94,8 @@ def get_config():
   # Grown recurrent kernels whose new->old block stays zero: old units never read new ones (authors' GRU).
   config.dropin.isolate_patterns = ()
 
+  # The stage whose best-by-dev model is exported to workdir/model for scoring ('' = the last stage).
+  config.export_stage = ""
   # The stage list; each model config fills it from its method (see `stage`).
   config.stages = [stage("baseline", num_epochs=5)]
   return config
@@ -102,7 +104,8 @@ def get_config():
 def dropin_stages(grown_widths, *, baseline_epochs, dropin_epochs, baseline_checkpoint="", unfrozen=True,
                   init="random"):
   """The authors' dropin comparison: train (or load) a baseline, then from its best checkpoint grow the chosen
-  layers and train only the new neurons; optionally also train the same grown model with everything trainable."""
+  layers and train only the new neurons; optionally also train the same grown model with everything trainable.
+  Set `config.export_stage = "dropin"` to export the dropin model rather than the last stage."""
   stages = [stage("baseline", num_epochs=0 if baseline_checkpoint else baseline_epochs,
                   checkpoint=baseline_checkpoint),
             stage("dropin", kind="grow", widths=grown_widths, trainable="new", num_epochs=dropin_epochs,

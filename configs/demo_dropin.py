@@ -16,6 +16,7 @@ def get_config(arg="resnet18"):
   recipe = source.get_config()
   config.method = recipe.method
   config.dropin = recipe.dropin
+  config.export_stage = recipe.export_stage
   config.stages = recipe.stages
   # Baseline as configs/demo.py; each dropin variant gets half that budget again.
   base_epochs = demo.get_config(arg).stages[0].num_epochs

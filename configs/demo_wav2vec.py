@@ -60,4 +60,6 @@ def get_config():
   config.train.checkpoint_every_steps = 100
   grown = la_wav2vec.widened(model, DROPIN_LAYER, num_heads=8, ffn_dim=256)
   config.stages = base.dropin_stages(grown, baseline_epochs=3, dropin_epochs=2)
+  # Score with the dropin model; dropin_unfrozen is the comparison.
+  config.export_stage = "dropin"
   return config

@@ -11,6 +11,8 @@ from configs import la_grnn
 def get_config():
   config = la_grnn.get_config()
   config.method = "dropin"
+  # Score with the dropin model; dropin_unfrozen is the comparison.
+  config.export_stage = "dropin"
   config.stages = base.dropin_stages({"hidden_sizes": (64, 128, 32, 32)}, baseline_epochs=5, dropin_epochs=5)
   # gru_new_to_old=False in the authors' terms; remove to let old units read the new ones.
   config.dropin.isolate_patterns = (r"gru1/hidden_[rzn]/kernel",)

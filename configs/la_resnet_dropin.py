@@ -14,5 +14,7 @@ from configs import la_resnet
 def get_config():
   config = la_resnet.get_config()
   config.method = "dropin"
+  # Score with the dropin model; dropin_unfrozen is the comparison.
+  config.export_stage = "dropin"
   config.stages = base.dropin_stages({"stage_widths": (64, 256, 512, 512)}, baseline_epochs=5, dropin_epochs=5)
   return config

@@ -128,4 +128,6 @@ def get_config():
   config.dropin.train_patterns = ("head/.*",)
   grown = widened(config.model, DROPIN_LAYER, num_heads=24, ffn_dim=6144)
   config.stages = base.dropin_stages(grown, baseline_epochs=30, dropin_epochs=30)
+  # Score with the dropin model; dropin_unfrozen is the comparison.
+  config.export_stage = "dropin"
   return config

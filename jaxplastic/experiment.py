@@ -196,13 +196,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       global_step = rec["end_step"]
   finally:
     writer.close()
-  final = results[stages[-1].name]
-  threshold = records[-1].get("dev", {}).get("eer_threshold")
-  ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(final["fields"]), variables=final["best"],
-                        info={"stage": stages[-1].name, "threshold": threshold, "corpus": config.data.corpus,
-                              "sample_rate": config.data.sample_rate, "num_samples": config.data.num_samples,
-                              "dev_eer": records[-1].get("dev", {}).get("eer")})
-  summary = {"stages": records, "skipped_files": skipped.count, "skipped_paths": skipped.paths[:20]}
+  names = [st.name for st in stages]
+  export = config.get("export_stage") or names[-1]
+  if export not in names:
+    raise ValueError(f"config.export_stage {export!r} is not a stage name: {names}")
+  rec = records[names.index(export)]
+  ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(results[export]["fields"]),
+                        variables=results[export]["best"],
+                        info={"stage": export, "threshold": rec.get("dev", {}).get("eer_threshold"),
+                              "corpus": config.data.corpus, "sample_rate": config.data.sample_rate,
+                              "num_samples": config.data.num_samples, "dev_eer": rec.get("dev", {}).get("eer")})
+  best = min(records, key=lambda r: r.get("dev", {}).get("eer", float("inf")))
+  summary = {"stages": records, "exported_stage": export, "best_stage_by_dev": best["stage"],
+             "skipped_files": skipped.count, "skipped_paths": skipped.paths[:20]}
   ckpt_lib.write_json_atomic(os.path.join(workdir, "results.json"), summary)
   print(results_table(records))
   if skipped.count:
@@ -220,7 +226,8 @@ def results_table(records) -> str:
                  "step ms": None if r.get("step_seconds") is None else 1e3 * r["step_seconds"],
                  "epoch s": r.get("epoch_seconds"), "eval ms/batch": None if r.get("eval_seconds_per_batch") is None
                  else 1e3 * r["eval_seconds_per_batch"],
-                 "peak MiB": r["peak_memory_bytes"] / 2 ** 20 if r.get("peak_memory_bytes") else None})
+                 "peak MiB": r["peak_memory_bytes"] / 2 ** 20 if r.get("peak_memory_bytes") else None,
+                 "stage s": r.get("stage_seconds")})
   return evaluation.format_table(rows, list(rows[0].keys())) if rows else ""
 
 
@@ -294,6 +301,7 @@ def _run_stage(config, workdir, index, st, stages, results, splits, writer, glob
 
 def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, writer, global_step, base_rng,
                     skipped, fields, model):
+  stage_t0 = time.perf_counter()
   done = ckpts.done()
   variables, plan, origin = (None, None, "") if done else _start_variables(
       config, index, st, stages, results, fields, model, base_rng)
@@ -410,6 +418,8 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
       record["eval_seconds_per_batch"] = sec
   record["eval_wall_seconds"] = time.perf_counter() - t0
   record["peak_memory_bytes"], record["peak_memory_kind"] = reporting.peak_memory_bytes()
+  # Wall time of this stage in this process (a resumed stage counts only the part after the restart).
+  record["stage_seconds"] = time.perf_counter() - stage_t0
   ckpts.mark_done(record)
   return record, {"fields": fields, "best": full_variables(best_state), "last": full_variables(state)}
 
