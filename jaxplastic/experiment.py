@@ -164,6 +164,9 @@ def _validate_stages(config) -> list:
       raise ValueError(f"stage {s.name}: trainable='new' (dropin) needs kind='grow'")
     if s.start_point not in ("best", "last"):
       raise ValueError(f"stage {s.name}: start_point must be 'best' or 'last'")
+    if s.checkpoint and i > 0:
+      raise ValueError(f"stage {s.name}: only the first stage can load a checkpoint (later stages start from "
+                       "an earlier stage via start_from)")
     if s.prune not in ("added", "importance"):
       raise ValueError(f"stage {s.name}: prune must be 'added' or 'importance'")
     check_pretrained(model_fields(config.model, s.widths))  # unknown width names fail here, before any work
@@ -302,6 +305,12 @@ def _run_stage(config, workdir, index, st, stages, results, splits, writer, glob
 def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, writer, global_step, base_rng,
                     skipped, fields, model):
   stage_t0 = time.perf_counter()
+  num_epochs = st.num_epochs
+  if st.checkpoint and num_epochs:
+    # `checkpoint` means "this stage is already trained": load it instead of training (see configs/base.stage).
+    logging.warning("stage %s loads %s instead of training; its num_epochs=%d is not used", st.name,
+                    st.checkpoint, num_epochs)
+    num_epochs = 0
   done = ckpts.done()
   variables, plan, origin = (None, None, "") if done else _start_variables(
       config, index, st, stages, results, fields, model, base_rng)
@@ -350,11 +359,11 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
   steps_per_epoch = pipeline.epoch_steps(train_split, config.data.batch_size, train=True)
   if config.train.max_steps_per_epoch > 0:
     steps_per_epoch = min(steps_per_epoch, config.train.max_steps_per_epoch)
-  if st.num_epochs > 0 and steps_per_epoch == 0:
+  if num_epochs > 0 and steps_per_epoch == 0:
     raise ValueError(f"training split has {len(train_split.items)} utterances, fewer than one batch of "
                      f"{config.data.batch_size}")
   logging.info("stage %s (%s, trainable=%s): %s; %d epochs x %d steps; compiling...", st.name, st.kind,
-               st.trainable, origin, st.num_epochs, steps_per_epoch)
+               st.trainable, origin, num_epochs, steps_per_epoch)
   writer.write(int(state.step), st.name, "surgery", {"stage_index": index, **eff,
                                                      **{f"width/{k}": str(v) for k, v in fields.items()}})
 
@@ -380,12 +389,12 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
       ckpts.save("best", state, dict(meta, dev_eer=m["eer"]))
     return state
 
-  while int(state.epochs_done) < st.num_epochs:
+  while int(state.epochs_done) < num_epochs:
     epoch = int(state.epochs_done)
     offset = int(state.step) - int(state.epoch_start_step)
     t0 = time.perf_counter()
-    state = _train_epoch(state, train_fn, train_split, config, st, epoch, offset, steps_per_epoch, writer,
-                         ckpts, meta, skipped)
+    state = _train_epoch(state, train_fn, train_split, config, st, epoch, num_epochs, offset, steps_per_epoch,
+                         writer, ckpts, meta, skipped)
     if offset == 0:
       epoch_times.append(time.perf_counter() - t0)
     state = end_of_epoch(state)
@@ -399,7 +408,7 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
             "model": fields, "start_step": stage_start, "end_step": int(state.step), **eff,
             "epoch_seconds": float(np.mean(epoch_times)) if epoch_times else None,
             "best_step": int(best_state.best_step)}
-  if st.num_epochs > 0:
+  if num_epochs > 0:
     record.update(_measure(train_fn, eval_fn, state, config))
   t0 = time.perf_counter()
   for split_name in ("dev", "eval") if config.train.eval_at_stage_end else ("dev",):
@@ -424,7 +433,8 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
   return record, {"fields": fields, "best": full_variables(best_state), "last": full_variables(state)}
 
 
-def _train_epoch(state, train_fn, split, config, st, epoch, offset, steps_per_epoch, writer, ckpts, meta, skipped):
+def _train_epoch(state, train_fn, split, config, st, epoch, num_epochs, offset, steps_per_epoch, writer, ckpts, meta,
+                 skipped):
   it = pipeline.batches(split, batch_size=config.data.batch_size, num_samples=config.data.num_samples, train=True,
                         seed=config.seed, epoch=epoch + 1000 * meta["stage_index"],
                         sample_rate=config.data.sample_rate, cache=_cache(config),
@@ -433,7 +443,7 @@ def _train_epoch(state, train_fn, split, config, st, epoch, offset, steps_per_ep
   bar = None
   if config.train.progress:
     from tqdm import tqdm
-    bar = tqdm(total=steps_per_epoch, initial=offset, desc=f"{st.name} epoch {epoch + 1}/{st.num_epochs}",
+    bar = tqdm(total=steps_per_epoch, initial=offset, desc=f"{st.name} epoch {epoch + 1}/{num_epochs}",
                leave=False, dynamic_ncols=True)
   pending = []
   step_in_epoch = offset

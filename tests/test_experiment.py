@@ -114,3 +114,22 @@ def test_bad_stage_config_fails_before_any_work(toy_root, tmp_path):
   with pytest.raises(ValueError, match="not a field of config.model"):
     experiment.run(config, str(tmp_path / "bad"))
   assert not os.path.exists(str(tmp_path / "bad" / "checkpoints"))
+
+
+def test_dropin_from_a_finished_baseline_run(toy_root, tmp_path):
+  base_dir = str(tmp_path / "base")
+  base = experiment.run(_config(toy_root, num_epochs=1), base_dir)
+  config = smoke.get_config("resnet18,dropin")
+  config.data.corpus = "asvspoof2019_la"
+  config.data.root = toy_root
+  config.stages[0].checkpoint = base_dir
+  config.stages[0].num_epochs = 3  # ignored: a loaded stage is not trained again
+  config.export_stage = "dropin"
+  summary = experiment.run(config, str(tmp_path / "dropin"))
+  loaded, dropin, unfrozen = summary["stages"]
+  assert loaded["end_step"] == loaded["start_step"] == 0
+  assert loaded["dev"]["eer"] == base["stages"][0]["dev"]["eer"]
+  assert dropin["params_trainable"] == dropin["params_total"] - loaded["params_total"]
+  assert unfrozen["params_trainable"] == unfrozen["params_total"]
+  meta, _ = checkpoints.load_export(str(tmp_path / "dropin" / "model"))
+  assert meta["stage"] == "dropin" and tuple(meta["model"]["stage_widths"]) == (4, 12, 16, 8)
