@@ -19,10 +19,12 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import multiprocessing
 import os
 import shutil
 import sys
+import time
 import types
 import uuid
 from typing import Any, Iterator
@@ -605,8 +607,13 @@ def make_demo_corpus(out_dir: str, *, seed: int = 0, size: str = "default", over
     num_workers = 1 if size == "tiny" else min(2, os.cpu_count() or 1)
   os.makedirs(out_dir, exist_ok=True)
   tmp_dir = os.path.join(out_dir, f".LA.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+  # Generation is silent for minutes; say so, once, so a first `make demo` does not look hung.
+  logging.warning("generating the %s demo corpus in %s from %d recordings (%d workers; a few minutes on 2 cores, "
+                  "done once)", size, la_dir, len(sources), num_workers)
+  t0 = time.perf_counter()
   try:
     _generate(tmp_dir, seed, size, sources, num_workers)
+    logging.warning("demo corpus written in %.0f s", time.perf_counter() - t0)
     with open(os.path.join(tmp_dir, MARKER_NAME), "w") as f:
       json.dump(_marker_content(seed, size, sources), f, indent=1, sort_keys=True)
     if os.path.exists(la_dir):
