@@ -170,6 +170,8 @@ def _validate_stages(config) -> list:
     if s.prune not in ("added", "importance"):
       raise ValueError(f"stage {s.name}: prune must be 'added' or 'importance'")
     check_pretrained(model_fields(config.model, s.widths))  # unknown width names fail here, before any work
+  if config.get("export_stage") and config.export_stage not in names:
+    raise ValueError(f"config.export_stage {config.export_stage!r} is not a stage name: {names}")
   return stages
 
 
@@ -201,8 +203,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
   names = [st.name for st in stages]
   export = config.get("export_stage") or names[-1]
-  if export not in names:
-    raise ValueError(f"config.export_stage {export!r} is not a stage name: {names}")
   rec = records[names.index(export)]
   ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(results[export]["fields"]),
                         variables=results[export]["best"],
