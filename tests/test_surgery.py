@@ -146,6 +146,16 @@ def test_partition_round_trip_and_counts(name):
   assert surgery.count(frozen) == n_small
 
 
+def _train_three_steps(state, model, tx, part, plan, n, loss_name):
+  step = jax.jit(lambda s, b: train_lib.train_step(s, b, model=model, tx=tx, partition=part, plan=plan,
+                                                   loss_name=loss_name, class_weights=None,
+                                                   base_rng=jax.random.PRNGKey(0)))
+  batch = {"audio": _inputs(n, 4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
+  for _ in range(3):
+    state, _ = step(state, batch)
+  return state
+
+
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_dropin_adamw_keeps_originals_bit_identical(name):
   _, big, v_small, v_big, plan, n = _grow(name, init="random")
@@ -156,12 +166,7 @@ def test_dropin_adamw_keeps_originals_bit_identical(name):
   state = train_lib.create_state(trainable, frozen, model_state, tx)
   # Optimizer state is exactly Adam's two moments per trainable entry plus the scalar count.
   assert surgery.count(state.opt_state) == 2 * surgery.count(trainable) + 1
-  step = jax.jit(lambda s, b: train_lib.train_step(s, b, model=big, tx=tx, partition=part, plan=plan,
-                                                   loss_name="ce", class_weights=None,
-                                                   base_rng=jax.random.PRNGKey(0)))
-  batch = {"audio": _inputs(n, 4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
-  for _ in range(3):
-    state, _ = step(state, batch)
+  state = _train_three_steps(state, big, tx, part, plan, n, "ce")
   after = surgery.flatten(part.merge(state.params, state.frozen))
   before = surgery.flatten(v_big["params"])
   small = surgery.flatten(v_small["params"])
@@ -189,12 +194,7 @@ def test_isolated_gru_block_stays_zero_and_frozen():
   assert not any(k.startswith("gru1/hidden_r/kernel/new_axis0") for k in flat_t)
   tx = optax.adamw(1e-2, weight_decay=0.1)
   state = train_lib.create_state(trainable, frozen, {}, tx)
-  step = jax.jit(lambda s, b: train_lib.train_step(s, b, model=big, tx=tx, partition=part, plan=plan,
-                                                   loss_name="hinge", class_weights=None,
-                                                   base_rng=jax.random.PRNGKey(0)))
-  batch = {"audio": _inputs(n, 4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
-  for _ in range(3):
-    state, _ = step(state, batch)
+  state = _train_three_steps(state, big, tx, part, plan, n, "hinge")
   full = surgery.flatten(part.merge(state.params, state.frozen))
   old_h = plan.small["params/gru1/hidden_r/kernel"][0]
   # Rows = new hidden units (inputs), columns = old units (outputs): old units never read new ones.
