@@ -112,15 +112,16 @@ def output_axes_of(fields: Mapping) -> tuple:
 # Evaluation.
 
 
-def score_split(eval_fn, state, split, config, max_batches: int = -1) -> tuple[np.ndarray, float, float]:
-  """Scores every utterance of `split` in protocol order -> (scores [N] (NaN where skipped), mean loss,
-  seconds per batch)."""
+def score_split(eval_fn, state, split, config, max_batches: int = -1, skipped=None
+                ) -> tuple[np.ndarray, float, float]:
+  """Scores every utterance of `split` in protocol order -> (scores [N] (NaN where skipped, and reported in
+  `skipped`), mean loss, seconds per batch)."""
   scores = np.full(len(split.items), np.nan, np.float64)
   loss_sum, count, seconds, batches = 0.0, 0.0, 0.0, 0
   it = pipeline.batches(split, batch_size=config.data.eval_batch_size, num_samples=config.data.num_samples,
                         train=False, seed=config.seed, sample_rate=config.data.sample_rate,
                         prefetch_batches=config.data.prefetch_batches, num_threads=config.data.num_threads,
-                        skip_bad_files=config.data.skip_bad_files)
+                        skip_bad_files=config.data.skip_bad_files, skipped=skipped)
   for batch in it:
     if 0 <= max_batches <= batches:
       break
@@ -312,13 +313,13 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
                     st.checkpoint, num_epochs)
     num_epochs = 0
   done = ckpts.done()
-  variables, plan, origin = (None, None, "") if done else _start_variables(
-      config, index, st, stages, results, fields, model, base_rng)
-  if done and st.trainable == "new":
-    # The partition (which entries are frozen) is needed to rebuild this stage's state from its checkpoint.
-    _, plan, _ = _start_variables(config, index, st, stages, results, fields, model, base_rng)
-  if done:
-    variables = init_variables(model, jax.random.fold_in(base_rng, index), config.data.num_samples)
+  if done and st.trainable != "new":
+    # Only the structure matters: the finished stage's checkpoints are restored into it below.
+    variables, plan, origin = init_variables(model, jax.random.fold_in(base_rng, index),
+                                             config.data.num_samples), None, ""
+  else:
+    # A finished dropin stage still needs its grow plan to rebuild the partition its checkpoint was saved with.
+    variables, plan, origin = _start_variables(config, index, st, stages, results, fields, model, base_rng)
 
   if st.trainable == "new":
     partition = surgery.Partition.new_slices(plan, config.dropin.train_patterns, config.dropin.isolate_patterns)
@@ -371,7 +372,7 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
   max_eval = config.train.max_eval_batches
 
   def end_of_epoch(state):
-    scores, dev_loss, _ = score_split(eval_fn, state, dev_split, config, max_eval)
+    scores, dev_loss, _ = score_split(eval_fn, state, dev_split, config, max_eval, skipped)
     m = metrics_for(dev_split, scores)
     state = train_lib.plateau_update(state, dev_loss, factor=config.optim.plateau_factor,
                                      patience=config.optim.plateau_patience)
@@ -413,7 +414,7 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
   t0 = time.perf_counter()
   for split_name in ("dev", "eval") if config.train.eval_at_stage_end else ("dev",):
     split = splits[split_name]
-    scores, _, sec = score_split(eval_fn, best_state, split, config, max_eval)
+    scores, _, sec = score_split(eval_fn, best_state, split, config, max_eval, skipped)
     m = metrics_for(split, scores)
     record[split_name] = m
     ok = np.isfinite(scores)
