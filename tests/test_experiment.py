@@ -133,3 +133,18 @@ def test_dropin_from_a_finished_baseline_run(toy_root, tmp_path):
   assert unfrozen["params_trainable"] == unfrozen["params_total"]
   meta, _ = checkpoints.load_export(str(tmp_path / "dropin" / "model"))
   assert meta["stage"] == "dropin" and tuple(meta["model"]["stage_widths"]) == (4, 12, 16, 8)
+
+
+def test_bad_files_are_skipped_and_reported_once(tmp_path):
+  root = fx.make_separable_la(str(tmp_path / "corpus"))
+  bad = os.path.join(root, "ASVspoof2019_LA_dev", "flac", "LA_D_1000001.flac")
+  with open(bad, "wb") as f:
+    f.write(b"not audio at all")
+  config = _config(root, num_epochs=2)
+  with pytest.raises(Exception, match="LA_D_1000001"):
+    experiment.run(config, str(tmp_path / "strict"))
+  config.data.skip_bad_files = True
+  summary = experiment.run(config, str(tmp_path / "lenient"))
+  # Scored on dev after each epoch and again at the end, but one bad file is reported once.
+  assert summary["skipped_files"] == 1 and summary["skipped_paths"] == [bad]
+  assert summary["stages"][0]["dev"]["num_bonafide"] + summary["stages"][0]["dev"]["num_spoof"] == 15

@@ -240,3 +240,11 @@ def test_start_batch_resumes_the_same_epoch(split, train):
   assert cache.misses == 2  # the skipped batches were not decoded
   assert list(batches(split, batch_size=2, num_samples=NS, train=train, seed=3,
                       start_batch=99)) == []
+
+
+def test_skip_log_lists_each_file_once():
+  skipped = SkipLog()
+  for _ in range(3):
+    skipped.add("/corpus/a.flac", "garbage")
+  skipped.add("/corpus/b.flac", "empty")
+  assert skipped.count == 2 and skipped.paths == ["/corpus/a.flac", "/corpus/b.flac"]

@@ -90,7 +90,11 @@ class AudioCache:
 
 
 class SkipLog:
-  """Undecodable files skipped with `skip_bad_files=True`; the caller reports it after the run."""
+  """Undecodable files skipped with `skip_bad_files=True`; the caller reports it after the run.
+
+  Each file is listed once however often it is skipped (every epoch, and again in dev scoring), so `count` is
+  the number of bad files, not of skip events.
+  """
 
   def __init__(self):
     self.paths: list[str] = []
@@ -103,8 +107,9 @@ class SkipLog:
 
   def add(self, path: str, reason: str) -> None:
     with self._lock:
-      self.paths.append(path)
-      self.reasons.append(reason)
+      if path not in self.paths:
+        self.paths.append(path)
+        self.reasons.append(reason)
 
   def __repr__(self) -> str:
     return f"SkipLog(count={self.count}, paths={self.paths[:5]}{'...' if self.count > 5 else ''})"
