@@ -50,6 +50,19 @@ class Attention(nn.Module):
     return nn.Dense(2, name="head")(x.mean(1))
 
 
+class Branchy(nn.Module):
+  """The parallel-branch layout: `branch` > 0 adds a Dense beside `a`, concatenated into `b`'s input."""
+  branch: int = 0
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    x = x[:, :16]
+    h = nn.relu(nn.Dense(8, name="a")(x))
+    if self.branch:
+      h = jnp.concatenate([h, nn.relu(nn.Dense(self.branch, name="branch")(x))], axis=-1)
+    return nn.Dense(2, name="head")(nn.relu(nn.Dense(6, name="b")(h)))
+
+
 def _grnn(**kw):
   from jaxplastic.models import grnn
   return grnn.GRNN(**kw)
@@ -61,12 +74,13 @@ def _resnet(**kw):
 
 
 SMALL_RESNET = dict(stage_widths=(4, 8, 8, 8), stem_width=4, num_frames=16, n_mels=16)
-# (name, model factory, small fields, big fields, input samples, isolate patterns)
+# (name, model factory, small fields, big fields, input samples)
 CASES = [
     ("convbn", ConvBN, dict(widths=(4, 6)), dict(widths=(7, 9)), 64),
     ("attention_heads_ffn", Attention, dict(heads=2, ffn=8), dict(heads=3, ffn=12), 40),
     ("grnn_layer2", _grnn, dict(hidden_sizes=(6, 6, 4, 4)), dict(hidden_sizes=(6, 10, 4, 4)), 4096),
     ("resnet_stages23", _resnet, SMALL_RESNET, dict(SMALL_RESNET, stage_widths=(4, 12, 16, 8)), 4096),
+    ("branch", Branchy, dict(branch=0), dict(branch=4), 16),
 ]
 
 
@@ -178,28 +192,171 @@ def test_dropin_adamw_keeps_originals_bit_identical(name):
     np.testing.assert_array_equal(np.asarray(after[k])[lead], np.asarray(old), err_msg=k)
     moved_new += int(np.any(np.asarray(after[k]) != np.asarray(before[k])))
   assert moved_new > 0, "no new slice changed"
-  # BatchNorm statistics of original channels are frozen too.
-  stats_small = surgery.flatten({k: v for k, v in v_small.items() if k != "params"})
-  stats_after = surgery.flatten(state.model_state)
-  for k, old in stats_small.items():
-    lead = tuple(slice(0, s) for s in old.shape)
-    np.testing.assert_array_equal(np.asarray(stats_after[k])[lead], np.asarray(old), err_msg=k)
 
 
-def test_isolated_gru_block_stays_zero_and_frozen():
-  _, big, v_small, v_big, plan, n = _grow("grnn_layer2", init="function_preserving")
-  part = surgery.Partition.new_slices(plan, isolate_patterns=(r"gru1/hidden_[rzn]/kernel",))
+# ----------------------------------------------------------------------------------------------------------------
+# Dropin rules: isolated recurrent blocks, frozen grown slices, trainable originals, BatchNorm statistics, optax.
+
+# GRNN's hidden->hidden kernels [H, H], matched as SURGERY_OUTPUT_AXES rules are (paths carry the collection).
+RECURRENT = (r"params/gru\d+/hidden_[rzn]/kernel",)
+HIDDEN = [f"gru2/hidden_{g}/kernel" for g in "rzn"]
+
+
+def _dropin(name, **rules):
+  """Grows a case (random new slices), partitions it with `rules` and trains three AdamW steps with weight decay."""
+  _, big, v_small, v_big, plan, n = _grow(name, init="random")
+  part = surgery.Partition.new_slices(plan, **rules)
   trainable, frozen = part.split(v_big["params"])
-  flat_t = surgery.flatten(trainable)
-  assert not any(k.startswith("gru1/hidden_r/kernel/new_axis0") for k in flat_t)
   tx = optax.adamw(1e-2, weight_decay=0.1)
-  state = train_lib.create_state(trainable, frozen, {}, tx)
-  state = _train_three_steps(state, big, tx, part, plan, n, "hinge")
-  full = surgery.flatten(part.merge(state.params, state.frozen))
-  old_h = plan.small["params/gru1/hidden_r/kernel"][0]
-  # Rows = new hidden units (inputs), columns = old units (outputs): old units never read new ones.
-  assert np.all(np.asarray(full["gru1/hidden_r/kernel"])[old_h:, :old_h] == 0)
+  state = train_lib.create_state(trainable, frozen, {k: v for k, v in v_big.items() if k != "params"}, tx)
+  state = _train_three_steps(state, big, tx, part, plan, n, "hinge" if name.startswith("grnn") else "ce")
+  return plan, part, v_small, v_big, trainable, state, surgery.flatten(part.merge(state.params, state.frozen))
 
+
+def _lead(x, shape):
+  return np.asarray(x)[tuple(slice(0, s) for s in shape)]
+
+
+def test_gru_isolation_keeps_the_new_to_old_block_zero_and_frozen():
+  """The authors' GRU: old units of the grown layer never read the new ones, through AdamW with weight decay."""
+  plan, part, v_small, v_big, trainable, state, after = _dropin(
+      "grnn_layer2", recurrent=RECURRENT, old_reads_new=False)
+  old, new = plan.small["params/gru2/hidden_r/kernel"][0], plan.big["params/gru2/hidden_r/kernel"][0]
+  before = surgery.flatten(v_big["params"])
+  for k in HIDDEN:
+    assert np.asarray(after[k])[old:, :old].shape == (new - old, old) == (4, 6)
+    assert np.all(np.asarray(before[k])[old:, :old] != 0), "the random grow filled the block; split must zero it"
+    assert np.all(np.asarray(after[k])[old:, :old] == 0), k
+    assert surgery.flatten(state.frozen)[f"{k}/zero_axis0"].shape == (4, 6)
+    assert np.any(np.asarray(after[k])[:, old:] != np.asarray(before[k])[:, old:]), f"{k}: new units did not train"
+  for k, v in surgery.flatten(v_small["params"]).items():
+    np.testing.assert_array_equal(_lead(after[k], v.shape), np.asarray(v), err_msg=k)
+  # Trainable: every new parameter except the three new->old blocks.
+  added = surgery.count(v_big["params"]) - surgery.count(v_small["params"])
+  assert surgery.count(trainable) == added - 3 * 4 * 6
+  # So the grown layer's old units compute exactly what the small model's do.
+  small, big = _grnn(**_case("grnn_layer2")[2]), _grnn(**_case("grnn_layer2")[3])
+  x = _inputs(4096)
+  capture = lambda m, v: m.apply(v, x, train=False, capture_intermediates=True)[1]["intermediates"]["gru2"]
+  h_small = capture(small, v_small)["__call__"][0]
+  h_big = capture(big, {"params": surgery.unflatten(after)})["__call__"][0]
+  np.testing.assert_allclose(np.asarray(h_big)[..., :old], np.asarray(h_small), rtol=0, atol=1e-6)
+
+
+def test_gru_isolation_trainable_count_at_the_authors_shapes():
+  """GRNN (64, 64, 32, 32) -> (64, 128, 32, 32), shapes only: 55,680 new parameters, 3 x 64 x 64 of them isolated."""
+  small = surgery.abstract_variables(_grnn(hidden_sizes=(64, 64, 32, 32)), (1, 4096))
+  big = surgery.abstract_variables(_grnn(hidden_sizes=(64, 128, 32, 32)), (1, 4096))
+  part = surgery.Partition.new_slices(surgery.make_plan(small, big), recurrent=RECURRENT, old_reads_new=False)
+  trainable, frozen = jax.eval_shape(part.split, big["params"])  # split traces: jnp slicing, no host copy
+  added = surgery.count(big["params"]) - surgery.count(small["params"])
+  assert added == 55_680
+  assert surgery.count(trainable) == added - 3 * 64 * 64 == 43_392
+  assert surgery.count(trainable) + surgery.count(frozen) == surgery.count(big["params"])
+
+
+def test_grown_slices_freeze_trains_only_added_tensors():
+  """The authors' parallel branch: only the branch trains; the reader's new input rows stay at their grown init."""
+  plan, _, _, v_big, trainable, _, after = _dropin("branch", grown_slices="freeze")
+  assert plan.added == ("params/branch/bias", "params/branch/kernel")
+  assert dict(plan.grown) == {"params/b/kernel": (0,)}
+  assert surgery.count(trainable) == 16 * 4 + 4
+  before = surgery.flatten(v_big["params"])
+  assert np.all(np.asarray(before["b/kernel"])[8:] != 0), "the frozen new rows must be the random init"
+  for k, v in before.items():
+    if k.startswith("branch/"):
+      assert np.any(np.asarray(after[k]) != np.asarray(v)), k
+    else:  # originals and the grown rows, bit for bit
+      np.testing.assert_array_equal(np.asarray(after[k]), np.asarray(v), err_msg=k)
+  # The default "train" trains the rows that read the branch too.
+  assert surgery.count(surgery.Partition.new_slices(plan).split(v_big["params"])[0]) == 16 * 4 + 4 + 4 * 6
+
+
+def test_originals_train_with_isolation():
+  """The authors' "dropin unfrozen" GRNN: everything trains except the new->old blocks, which stay zero."""
+  plan, _, _, v_big, trainable, _, after = _dropin(
+      "grnn_layer2", recurrent=RECURRENT, old_reads_new=False, originals="train")
+  assert surgery.count(trainable) == surgery.count(v_big["params"]) - 3 * 4 * 6
+  before = surgery.flatten(v_big["params"])
+  for k in HIDDEN:
+    assert np.all(np.asarray(after[k])[6:, :6] == 0), k
+  for k in ["gru1/hidden_r/kernel", "head/kernel"] + HIDDEN:
+    assert np.any(np.asarray(after[k])[:6, :2] != np.asarray(before[k])[:6, :2]), f"{k}: original did not train"
+  everything = surgery.Partition.new_slices(plan, originals="train")
+  assert surgery.count(everything.split(v_big["params"])[0]) == surgery.count(v_big["params"])
+
+
+@pytest.mark.parametrize("policy", ["update", "freeze"])
+def test_batch_stats_policy(policy):
+  """"update" (the authors') moves every running statistic; "freeze" keeps original channels' bit-identical."""
+  _, _, v_small, _, _, state, _ = _dropin("convbn", batch_stats=policy)
+  stats = surgery.flatten({k: v for k, v in v_small.items() if k != "params"})
+  assert len(stats) == 6
+  after = surgery.flatten(state.model_state)
+  moved = sorted(k for k, v in stats.items() if np.any(_lead(after[k], v.shape) != np.asarray(v)))
+  assert moved == ([] if policy == "freeze" else sorted(stats))
+
+
+def test_dropin_optimizer_matches_the_trainer_split_bit_for_bit():
+  """A user's own loop over `split_tree` with `dropin_optimizer` == the trainer's split, and no state for originals."""
+  _, big, _, v_big, plan, n = _grow("grnn_layer2", init="random")
+  part = surgery.Partition.new_slices(plan, train_patterns=("head/.*",), recurrent=RECURRENT, old_reads_new=False)
+  tx = optax.adamw(1e-2, weight_decay=0.1)
+  trainable, frozen = part.split(v_big["params"])
+  state = _train_three_steps(train_lib.create_state(trainable, frozen, {}, tx), big, tx, part, plan, n, "hinge")
+  trainer = surgery.flatten(part.merge(state.params, state.frozen))
+
+  tree = part.split_tree(v_big["params"])
+  opt = surgery.dropin_optimizer(optax.adamw(1e-2, weight_decay=0.1))
+  opt_state = opt.init(tree)
+  batch = {"audio": _inputs(n, 4), "label": jnp.array([0, 1, 0, 1]), "mask": jnp.ones(4)}
+
+  @jax.jit
+  def step(tree, opt_state):
+    def loss_fn(tree):
+      logits = big.apply({"params": part.merge_tree(tree)}, batch["audio"], train=True)
+      return train_lib.multiclass_hinge(logits, batch["label"], batch["mask"])
+    updates, opt_state = opt.update(jax.grad(loss_fn)(tree), opt_state, tree)
+    return optax.apply_updates(tree, updates), opt_state
+
+  for _ in range(3):
+    tree, opt_state = step(tree, opt_state)
+  user = surgery.flatten(part.merge_tree(tree))
+  assert user.keys() == trainer.keys()
+  for k in user:
+    np.testing.assert_array_equal(np.asarray(user[k]), np.asarray(trainer[k]), err_msg=k)
+  for a, b in zip(jax.tree_util.tree_leaves(tree["frozen"]), jax.tree_util.tree_leaves(frozen)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Adam's two moments for each trainable entry plus its step count; nothing for the frozen blocks.
+  assert surgery.count(opt_state) == 2 * surgery.count(trainable) + 1 == surgery.count(state.opt_state)
+  assert surgery.nbytes(opt_state) == surgery.nbytes(state.opt_state)
+  assert surgery.count(tree["frozen"]) > surgery.count(trainable) > 0
+
+
+def test_dropin_rule_errors_name_what_they_looked_for():
+  plan = _grow("grnn_layer2")[4]
+  new = surgery.Partition.new_slices
+  with pytest.raises(surgery.SurgeryError, match="none were given"):
+    new(plan, old_reads_new=False)
+  with pytest.raises(surgery.SurgeryError, match="no grown tensor matches.*gru1"):  # the old configs' mistake
+    new(plan, recurrent=(r"params/gru1/hidden_[rzn]/kernel",), old_reads_new=False)
+  with pytest.raises(surgery.SurgeryError, match="matches no tensor"):  # paths carry the collection
+    new(plan, recurrent=(r"gru\d+/hidden_[rzn]/kernel",), old_reads_new=False)
+  with pytest.raises(surgery.SurgeryError, match="both its input and output.*gru3/input_r"):
+    new(plan, recurrent=(r"params/gru3/input_r/kernel",), old_reads_new=False)
+  with pytest.raises(surgery.SurgeryError, match="isolated"):
+    new(plan, train_patterns=(r"gru2/hidden_r/kernel",), recurrent=RECURRENT, old_reads_new=False)
+  with pytest.raises(surgery.SurgeryError, match="'head/.*' matches only tensors that already train"):
+    new(plan, train_patterns=("head/.*",), originals="train")
+  with pytest.raises(surgery.SurgeryError, match="adds none"):
+    new(plan, grown_slices="freeze")
+  for option in ({"grown_slices": "frozen"}, {"originals": "all"}, {"batch_stats": "frozen"}):
+    with pytest.raises(surgery.SurgeryError, match="must be one of"):
+      new(plan, **option)
+  with pytest.raises(surgery.SurgeryError, match="'branch/.*' matches only tensors that already train"):
+    new(_grow("branch")[4], train_patterns=("branch/.*",))
+  with pytest.raises(surgery.SurgeryError, match="split_tree"):
+    surgery.Partition.labels({"params": {}})
 
 def test_importance_prune_keeps_selected_units_exactly():
   _, make, small_f, big_f, n = _case("convbn")
