@@ -41,7 +41,7 @@ class SurgeryError(ValueError):
 
 def flatten(tree: Mapping) -> dict[str, Any]:
   """Nested dict -> {'a/b/c': leaf}."""
-  return {k: v for k, v in traverse_util.flatten_dict(_to_dict(tree), sep="/").items()}
+  return traverse_util.flatten_dict(_to_dict(tree), sep="/")
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict:
@@ -379,10 +379,6 @@ def _slice(value, start: Sequence[int], shape: Sequence[int]):
   return value[tuple(slice(b, b + n) for b, n in zip(start, shape))]
 
 
-def _zeros_like(value):
-  return jnp.zeros_like(value) if isinstance(value, jax.Array) else np.zeros_like(value)
-
-
 def _isolated(grown: Mapping[str, tuple], all_paths: Iterable[str], recurrent: Sequence[str]) -> set[str]:
   """The grown recurrent kernels whose new->old block stays zero (old units never read new ones).
 
@@ -536,7 +532,7 @@ class Partition:
       for (axis, start, shape), (_, role) in zip(_blocks(small, big, tuple(a for a, _ in roles)), roles):
         block = _slice(value, start, shape)
         if role == "zero":
-          frozen[f"{path}/zero_axis{axis}"] = _zeros_like(block)
+          frozen[f"{path}/zero_axis{axis}"] = (jnp if isinstance(block, jax.Array) else np).zeros_like(block)
         else:
           (train if role == "train" else frozen)[f"{path}/new_axis{axis}"] = block
     return unflatten(train), unflatten(frozen)
