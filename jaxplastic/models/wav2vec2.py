@@ -18,6 +18,10 @@ one axis. Parameter paths are explicit and identical across widths:
   encoder/layer{i}/{attn_norm,final_norm}
   head/{dense1,dense2}
 
+and, only where the layout fields ask for them: encoder/parallel{i}/... (a second layer, same
+structure) and encoder/merge{i} (`parallel_layers`), encoder/proj_in{i} and encoder/proj_out{i}
+(`layer_hidden`), masked_spec_embed (`mask_time_prob` > 0).
+
 With `lora_rank` > 0 the projections named in `lora_targets` also hold `lora_a` and `lora_b` (e.g.
 encoder/layer{i}/attention/q/lora_a); `merge_lora` folds them back into the kernels.
 
@@ -35,6 +39,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
+
+from jaxplastic.models import spec_augment
 
 Array = jax.Array
 
@@ -63,6 +69,10 @@ HF_DEFAULTS: dict[str, Any] = {
     "add_adapter": False,
     "adapter_attn_dim": None,
     "use_weighted_layer_sum": False,
+    "apply_spec_augment": True,
+    "mask_time_prob": 0.05,
+    "mask_time_length": 10,
+    "mask_time_min_masks": 2,
 }
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
@@ -341,8 +351,23 @@ class EncoderLayer(nn.Module):
     return x + ffn(norm("final_norm")(x), train)
 
 
+def _torch_dense(features: int, fan_in: int, dtype: Any, name: str) -> nn.Dense:
+  """A Dense layer initialised as torch.nn.Linear (the authors' added projectors)."""
+  return nn.Dense(features,
+                  kernel_init=_TORCH_LINEAR_INIT,
+                  bias_init=_uniform_bias(fan_in),
+                  dtype=dtype,
+                  name=name)
+
+
 class Encoder(nn.Module):
-  """Positional conv + transformer stack; returns (all hidden states, last hidden state)."""
+  """Positional conv + transformer stack; returns (all hidden states, last hidden state).
+
+  Layer i runs at width `layer_widths[i]`; where that differs from `hidden_size`, Dense
+  projectors `proj_in{i}` (hidden -> width) and `proj_out{i}` (width -> hidden) surround it. Where
+  `parallel[i]` is 1, a second layer `parallel{i}` of the same widths reads the same input, and
+  `merge{i}` maps the concatenated outputs [layer, parallel] (2 x width) back to width.
+  """
 
   hidden_size: int
   num_layers: int
@@ -362,6 +387,8 @@ class Encoder(nn.Module):
   remat: bool
   dtype: Any
   lora: LoRASpec = LoRASpec()
+  layer_widths: tuple[int, ...] | None = None  # None: hidden_size everywhere
+  parallel: tuple[int, ...] | None = None  # None: no parallel layers
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> tuple[tuple[Array, ...], Array]:
@@ -379,24 +406,29 @@ class Encoder(nn.Module):
       x = final_norm(x)
     x = nn.Dropout(self.hidden_dropout)(x, deterministic=not train)
     layer_cls = nn.remat(EncoderLayer, static_argnums=(2,)) if self.remat else EncoderLayer
+    widths = self.layer_widths or (self.hidden_size,) * self.num_layers
+    parallel = self.parallel or (0,) * self.num_layers
     hidden_states = [x]
     for i in range(self.num_layers):
-      layer = layer_cls(self.hidden_size,
-                        self.num_heads[i],
-                        self.head_dim[i],
-                        self.ffn_dims[i],
-                        self.layout,
-                        self.activation,
-                        self.layer_norm_eps,
-                        self.attention_dropout,
-                        self.activation_dropout,
-                        self.hidden_dropout,
-                        self.dtype,
-                        self.lora,
-                        name=f"layer{i}")
-      y = layer(x, train)
+      width = widths[i]
+      make_layer = functools.partial(layer_cls, width, self.num_heads[i], self.head_dim[i],
+                                     self.ffn_dims[i], self.layout, self.activation,
+                                     self.layer_norm_eps, self.attention_dropout,
+                                     self.activation_dropout, self.hidden_dropout, self.dtype)
+      h = x
+      if width != self.hidden_size:
+        h = _torch_dense(width, self.hidden_size, self.dtype, f"proj_in{i}")(x)
+      y = make_layer(self.lora, name=f"layer{i}")(h, train)
+      if parallel[i]:
+        # New layers carry no LoRA: they train whole.
+        side = make_layer(LoRASpec(), name=f"parallel{i}")(h, train)
+        y = _torch_dense(width, 2 * width, self.dtype, f"merge{i}")(jnp.concatenate([y, side],
+                                                                                    axis=-1))
+      if width != self.hidden_size:
+        y = _torch_dense(self.hidden_size, width, self.dtype, f"proj_out{i}")(y)
       if train and self.layerdrop > 0.0:
-        # LayerDrop as in HF: skip the whole layer with probability `layerdrop` (per batch).
+        # LayerDrop as in HF: skip the whole layer with probability `layerdrop` (per batch);
+        # a parallel layer, its merge and its projectors are skipped with it.
         skip = jax.random.bernoulli(self.make_rng("dropout"), self.layerdrop)
         y = jnp.where(skip, x, y)
       x = y
@@ -451,19 +483,28 @@ class ClassifierHead(nn.Module):
                     name="dense2")(y)
 
 
-_TUPLE_FIELDS = ("num_heads", "head_dim", "ffn_dims", "conv_dims", "conv_kernels", "conv_strides")
+_TUPLE_FIELDS = ("num_heads", "head_dim", "ffn_dims", "conv_dims", "conv_kernels", "conv_strides",
+                 "layer_hidden", "parallel_layers")
 
 
 class Wav2Vec2Classifier(nn.Module):
   """Wav2Vec 2.0 backbone + mean pooling + two-layer head; `__call__(audio, train=...)` -> logits.
 
   Attributes mirror HF's Wav2Vec2Config, but every transformer width is a per-layer tuple so that a
-  grown model is just another set of field values. Dropout needs the "dropout" rng when
-  `train=True`.
+  grown model is just another set of field values. Dropout, LayerDrop and SpecAugment masking
+  need the "dropout" rng when `train=True`.
+
+  Two layouts of the authors' grow the encoder by adding tensors rather than widening them:
+  `parallel_layers` (a parallel layer beside layer i, merged by `encoder/merge{i}`) and
+  `layer_hidden` (layer i at its own width between `encoder/proj_in{i}` and `encoder/proj_out{i}`).
+  Growing `layer_hidden[i]` together with `num_heads[i]` and `ffn_dims[i]` widens layer i's own
+  tensors along their hidden, head and FFN axes and adds its two projectors.
   """
 
   # Trailing output axes per leaf, for jaxplastic.surgery: q/k/v kernels are
   # [hidden, heads, head_dim]; LoRA A is [*in, r] (output r) and B is [r, *features] (input r).
+  # The layouts' new tensors (parallel layers, merge and proj_in/proj_out Dense kernels) are
+  # covered by these rules and the default (a 2-D kernel's last axis is its output).
   SURGERY_OUTPUT_AXES = ((r".*/attention/(q|k|v)/(kernel|lora_b)", 2), (r".*/lora_b", 1),
                          (r".*/lora_a", 1))
 
@@ -500,6 +541,17 @@ class Wav2Vec2Classifier(nn.Module):
   lora_alpha: float = 16.0
   lora_targets: tuple[str, ...] = ("q", "v")
   lora_dropout: float = 0.0
+  # Per-layer encoder width (empty: hidden_size everywhere); a layer of another width sits between
+  # Dense projectors hidden -> width (`proj_in{i}`) and width -> hidden (`proj_out{i}`).
+  layer_hidden: tuple[int, ...] = ()
+  # Per-layer 0/1 (empty: all 0); 1 adds a parallel encoder layer of layer i's widths reading the
+  # same input, its output concatenated after layer i's and projected back by Dense `merge{i}`.
+  parallel_layers: tuple[int, ...] = ()
+  # SpecAugment time masking in training (transformers' Wav2Vec2Model): probability, span length
+  # (frames) and fewest spans; mask_time_prob > 0 adds the learned `masked_spec_embed` [hidden].
+  mask_time_prob: float = 0.0
+  mask_time_length: int = 10
+  mask_time_min_masks: int = 2
 
   def __post_init__(self):
     # Configs often carry lists (JSON, ConfigDict); modules need hashable tuples.
@@ -516,10 +568,14 @@ class Wav2Vec2Classifier(nn.Module):
     super().__post_init__()
 
   def head_dims(self) -> tuple[int, ...]:
-    """Per-layer head width: `head_dim`, or hidden_size // num_heads[i] when unset."""
+    """Per-layer head width: `head_dim`, or layer_widths()[i] // num_heads[i] when unset."""
     if self.head_dim is not None:
       return self.head_dim
-    return tuple(self.hidden_size // h for h in self.num_heads)
+    return tuple(w // h for w, h in zip(self.layer_widths(), self.num_heads))
+
+  def layer_widths(self) -> tuple[int, ...]:
+    """Per-layer encoder width: `layer_hidden`, or hidden_size everywhere when empty."""
+    return self.layer_hidden or (self.hidden_size,) * self.num_layers
 
   def frozen_param_patterns(self) -> tuple[str, ...]:
     """Parameters (regex over '/'-joined paths) that must stay fixed in every training stage.
@@ -537,11 +593,24 @@ class Wav2Vec2Classifier(nn.Module):
       if len(getattr(self, name)) != self.num_layers:
         raise Wav2Vec2ConfigError(
             f"{name} has {len(getattr(self, name))} entries but num_layers={self.num_layers}")
+    for name in ("layer_hidden", "parallel_layers"):
+      value = getattr(self, name)
+      if value and len(value) != self.num_layers:
+        raise Wav2Vec2ConfigError(f"{name} has {len(value)} entries but num_layers="
+                                  f"{self.num_layers} (or leave it empty)")
+    if any(w < 1 for w in self.layer_hidden):
+      raise Wav2Vec2ConfigError(f"layer_hidden entries must be >= 1, got {self.layer_hidden}")
+    if any(p not in (0, 1) for p in self.parallel_layers):
+      raise Wav2Vec2ConfigError(f"parallel_layers entries must be 0 or 1, got "
+                                f"{self.parallel_layers}")
+    if not 0.0 <= self.mask_time_prob <= 1.0 or self.mask_time_length < 1:
+      raise Wav2Vec2ConfigError(f"mask_time_prob must be in [0, 1] and mask_time_length >= 1, "
+                                f"got {self.mask_time_prob}, {self.mask_time_length}")
     if self.head_dim is None:
-      bad = [h for h in self.num_heads if self.hidden_size % h]
+      bad = [(w, h) for w, h in zip(self.layer_widths(), self.num_heads) if w % h]
       if bad:
         raise Wav2Vec2ConfigError(
-            f"hidden_size {self.hidden_size} not divisible by num_heads {bad}; "
+            f"layer width not divisible by num_heads: (width, heads) {bad}; "
             "set head_dim explicitly")
     elif len(self.head_dim) != self.num_layers:
       raise Wav2Vec2ConfigError(
@@ -577,15 +646,48 @@ class Wav2Vec2Classifier(nn.Module):
                            self.feat_extract_activation, self.layer_norm_eps,
                            self.num_conv_pos_embeddings, self.num_conv_pos_embedding_groups,
                            self.attention_dropout, self.activation_dropout, self.hidden_dropout,
-                           self.layerdrop, self.remat, self.dtype, self.lora_spec())
+                           self.layerdrop, self.remat, self.dtype, self.lora_spec(),
+                           self.layer_widths(), self.parallel_layers or None)
     self.head = ClassifierHead(self.head_hidden, self.num_classes, self.head_dropout)
+    if self.mask_time_prob > 0.0:
+      # torch.Tensor(hidden).uniform_(): U[0, 1), as transformers.
+      self.masked_spec_embed = self.param("masked_spec_embed", nn.initializers.uniform(1.0),
+                                          (self.hidden_size,))
 
-  def encode(self, audio: Array, *, train: bool = False) -> dict[str, Any]:
+  def mask_time(self, x: Array, train: bool, mask_time_indices: Array | None = None) -> Array:
+    """SpecAugment time masking of the projected features x [batch, frames, hidden].
+
+    A given boolean `mask_time_indices` [batch, frames] is applied in any mode (as transformers'
+    `mask_time_indices` argument); otherwise spans are drawn with the "dropout" rng in training
+    when mask_time_prob > 0, and nothing is masked in evaluation.
+    """
+    if mask_time_indices is None and not (train and self.mask_time_prob > 0.0):
+      return x
+    if self.mask_time_prob <= 0.0:
+      raise Wav2Vec2ConfigError("mask_time_indices needs the masked_spec_embed parameter, which "
+                                "exists only with mask_time_prob > 0")
+    if mask_time_indices is None:
+      mask = spec_augment.compute_mask_indices(self.make_rng("dropout"), x.shape[:2],
+                                               self.mask_time_prob, self.mask_time_length,
+                                               self.mask_time_min_masks)
+    else:
+      mask = jnp.asarray(mask_time_indices, bool)
+      if mask.shape != x.shape[:2]:
+        raise ValueError(f"mask_time_indices has shape {mask.shape}, expected {x.shape[:2]}")
+    return jnp.where(mask[..., None], self.masked_spec_embed.astype(x.dtype), x)
+
+  def encode(self,
+             audio: Array,
+             *,
+             train: bool = False,
+             mask_time_indices: Array | None = None) -> dict[str, Any]:
     """Runs the backbone; returns HF-comparable outputs.
 
     Args:
       audio: [batch, samples] float waveform.
-      train: enables dropout / LayerDrop.
+      train: enables dropout / LayerDrop / SpecAugment time masking.
+      mask_time_indices: optional boolean [batch, frames] time mask to apply instead of sampling
+        one (see `mask_time`).
 
     Returns:
       dict with "extract_features" [batch, frames, conv_dims[-1]] (LayerNormed conv features, as
@@ -604,6 +706,7 @@ class Wav2Vec2Classifier(nn.Module):
     if self.freeze_feature_encoder:
       features = jax.lax.stop_gradient(features)
     x, extract_features = self.feature_projection(features, train)
+    x = self.mask_time(x, train, mask_time_indices)
     hidden_states, last = self.encoder(x, train)
     return {
         "extract_features": extract_features,
@@ -611,9 +714,13 @@ class Wav2Vec2Classifier(nn.Module):
         "last_hidden_state": last
     }
 
-  def __call__(self, audio: Array, *, train: bool) -> Array:
+  def __call__(self,
+               audio: Array,
+               *,
+               train: bool,
+               mask_time_indices: Array | None = None) -> Array:
     """audio [batch, samples] -> logits [batch, num_classes] (float32)."""
-    last = self.encode(audio, train=train)["last_hidden_state"]
+    last = self.encode(audio, train=train, mask_time_indices=mask_time_indices)["last_hidden_state"]
     pooled = jnp.mean(last.astype(jnp.float32), axis=1)
     return self.head(pooled, train)
 
@@ -670,6 +777,11 @@ def from_hf_config(hf_config: Mapping[str, Any], **overrides: Any) -> dict[str, 
       "activation_dropout": float(c["activation_dropout"]),
       "feat_proj_dropout": float(c["feat_proj_dropout"]),
       "layerdrop": float(c["layerdrop"]),
+      # SpecAugment time masking as transformers applies it in training (feature masking,
+      # mask_feature_prob, is not implemented).
+      "mask_time_prob": float(c["mask_time_prob"]) if c["apply_spec_augment"] else 0.0,
+      "mask_time_length": int(c["mask_time_length"]),
+      "mask_time_min_masks": int(c["mask_time_min_masks"]),
   }
   unknown = set(overrides) - _FIELD_NAMES
   if unknown:
@@ -684,12 +796,18 @@ def to_hf_config(fields: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 
   Raises:
     Wav2Vec2ConfigError: when per-layer widths are not uniform or heads * head_dim != hidden_size,
-      which a stock HF Wav2Vec2 cannot express (e.g. a model mid-dropin).
+      or the model has parallel layers or projected layers, which a stock HF Wav2Vec2 cannot
+      express (e.g. a model mid-dropin).
   """
   unknown = set(fields) - _FIELD_NAMES
   if unknown:
     raise Wav2Vec2ConfigError(f"unknown Wav2Vec2Classifier field(s): {sorted(unknown)}")
   m = Wav2Vec2Classifier(**fields)
+  if any(m.parallel_layers) or set(m.layer_widths()) != {m.hidden_size}:
+    raise Wav2Vec2ConfigError(
+        "cannot export to a stock HF Wav2Vec2Config: the model has parallel layers "
+        f"(parallel_layers={m.parallel_layers}) or layers of another width "
+        f"(layer_hidden={m.layer_hidden})")
   heads, ffn = set(m.num_heads), set(m.ffn_dims)
   head_dims = set(m.head_dims())
   if len(heads) != 1 or len(ffn) != 1 or len(head_dims) != 1:
@@ -725,6 +843,9 @@ def to_hf_config(fields: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
       "num_conv_pos_embeddings": m.num_conv_pos_embeddings,
       "num_conv_pos_embedding_groups": m.num_conv_pos_embedding_groups,
       "do_stable_layer_norm": m.layout == "stable",
+      "mask_time_prob": m.mask_time_prob,
+      "mask_time_length": m.mask_time_length,
+      "mask_time_min_masks": m.mask_time_min_masks,
   }
   config.update(extra)
   return config
