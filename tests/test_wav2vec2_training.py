@@ -22,7 +22,8 @@ from jaxplastic import experiment
 from jaxplastic import hf_checkpoint
 from jaxplastic import surgery
 from jaxplastic import train as train_lib
-from jaxplastic.models.wav2vec2 import Wav2Vec2Classifier, Wav2Vec2ConfigError, merge_lora
+from jaxplastic.models.wav2vec2 import (Wav2Vec2Classifier, Wav2Vec2ConfigError, from_hf_config,
+                                        merge_lora, to_hf_config)
 
 try:
   from tests import fixtures_data as fx
@@ -150,6 +151,126 @@ def test_dropin_adamw_keeps_original_entries_bit_identical():
 
 
 # --------------------------------------------------------------------------------------------------
+# The authors' layouts: a parallel layer with a merge projector (base dropin), a wider layer between
+# projectors (small-model plasticity).
+
+
+def _layer_params(hidden, heads, head_dim, ffn):
+  """One encoder layer: q, k, v [H, h, d] + bias [h, d]; out [h, d, H] + bias H; FFN H -> F -> H
+  with biases; two LayerNorms (scale + bias)."""
+  inner = heads * head_dim
+  return 3 * (hidden * inner + inner) + inner * hidden + hidden + 2 * hidden * ffn + ffn + hidden \
+      + 4 * hidden
+
+
+def _plan_between(small_fields, big_fields):
+  shapes = lambda f: {"params": hf_checkpoint.abstract_params(f)}  # noqa: E731
+  return surgery.make_plan(shapes(small_fields), shapes(big_fields))
+
+
+def _numel(plan, paths):
+  return sum(int(np.prod(plan.big[p])) for p in paths)
+
+
+def test_parallel_layer_at_wav2vec2_base_widths_adds_8268288_parameters():
+  base_f = from_hf_config({}, mask_time_prob=0.05)
+  plan = _plan_between(base_f, dict(base_f, parallel_layers=(0,) * 5 + (1,) + (0,) * 6))
+  assert not plan.grown
+  parallel = [p for p in plan.added if p.startswith("params/encoder/parallel5/")]
+  merge = [p for p in plan.added if p.startswith("params/encoder/merge5/")]
+  assert sorted(plan.added) == sorted(parallel + merge)
+  assert _numel(plan, parallel) == _layer_params(768, 12, 64, 3072) == 7_087_872
+  assert plan.big["params/encoder/merge5/kernel"] == (1536, 768)
+  assert _numel(plan, merge) == 1_180_416
+  assert _numel(plan, plan.added) == 8_268_288
+  # Dropin: exactly the parallel layer, its merge and the head train.
+  part = surgery.Partition.new_slices(plan, train_patterns=("head/.*",))
+  head = {p for p in plan.big if p.startswith("params/head/")}
+  assert set(part.whole_trainable) == {p[len("params/"):] for p in set(plan.added) | head}
+  assert not part.layout
+
+
+def test_parallel_layer_reads_the_layer_input_and_merges_layer_then_parallel():
+  f = tiny_fields(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+  small, v_small = _init(f)
+  big, fresh = _init(dict(f, parallel_layers=(0, 1)), 1)
+  plan = surgery.make_plan(v_small, fresh)
+  v_big = surgery.grow(v_small, fresh, plan)
+  enc = v_big["params"]["encoder"]
+  assert set(enc) - set(v_small["params"]["encoder"]) == {"parallel1", "merge1"}
+  assert not _lora_leaves(enc["parallel1"])
+  x = _audio()
+  eye, zero = np.eye(16, dtype=np.float32), np.zeros((16, 16), np.float32)
+
+  def with_merge(top, bottom):
+    params = jax.tree_util.tree_map(lambda a: a, v_big["params"])
+    params["encoder"]["merge1"] = {"kernel": jnp.asarray(np.concatenate([top, bottom])),
+                                   "bias": jnp.zeros(16)}
+    return _logits(big, {"params": params}, x)
+
+  # merge = [I; 0] keeps layer 1's output: the baseline's function.
+  np.testing.assert_allclose(with_merge(eye, zero), _logits(small, v_small, x), atol=1e-5)
+  # merge = [0; I] keeps the parallel layer's: the baseline with layer 1's weights swapped for it.
+  swapped = jax.tree_util.tree_map(lambda a: a, v_small["params"])
+  swapped["encoder"]["layer1"] = enc["parallel1"]
+  np.testing.assert_allclose(with_merge(zero, eye), _logits(small, {"params": swapped}, x),
+                             atol=1e-5)
+  # LayerDrop skips a layer together with its parallel layer and merge.
+  drop = Wav2Vec2Classifier(**dict(f, parallel_layers=(0, 1), layerdrop=1.0))
+  hidden = drop.apply(v_big, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)},
+                      method=Wav2Vec2Classifier.encode)["hidden_states"]
+  np.testing.assert_array_equal(np.asarray(hidden[2]), np.asarray(hidden[0]))
+  # LoRA stays on the original layers only, and merges as before.
+  fields, merged = merge_lora(dict(f, parallel_layers=(0, 1), lora_rank=2),
+                              _init(dict(f, parallel_layers=(0, 1), lora_rank=2))[1]["params"])
+  assert fields["lora_rank"] == 0 and not _lora_leaves(merged)
+
+
+# The authors' small model (hidden 256, 12 layers, 4 heads x 64, FFN 512) and its plasticity layout:
+# layer 1 at 768 wide (12 heads, FFN 2048) between a 256 -> 768 and a 768 -> 256 projector.
+SMALL = dict(from_hf_config({}), hidden_size=256, num_heads=(4,) * 12, head_dim=(64,) * 12,
+             ffn_dims=(512,) * 12)
+SMALL_PROJECTED = dict(SMALL, layer_hidden=(256, 768) + (256,) * 10,
+                       num_heads=(4, 12) + (4,) * 10, ffn_dims=(512, 2048) + (512,) * 10)
+
+
+def test_projected_layer_grows_its_own_axes_and_adds_two_projectors():
+  plan = _plan_between(SMALL, SMALL_PROJECTED)
+  att, ffn = "params/encoder/layer1/attention", "params/encoder/layer1/ffn"
+  expected = {f"{att}/{p}/kernel": (0, 1) for p in "qkv"}  # [hidden, heads, head_dim]
+  expected |= {f"{att}/{p}/bias": (0,) for p in "qkv"}
+  expected |= {f"{att}/out/kernel": (0, 2), f"{att}/out/bias": (0,),
+               f"{ffn}/intermediate/kernel": (0, 1), f"{ffn}/intermediate/bias": (0,),
+               f"{ffn}/output/kernel": (0, 1), f"{ffn}/output/bias": (0,)}
+  expected |= {f"params/encoder/layer1/{n}/{w}": (0,) for n in ("attn_norm", "final_norm")
+               for w in ("scale", "bias")}
+  assert dict(plan.grown) == expected
+  assert plan.big[f"{att}/q/kernel"] == (768, 12, 64)
+  assert plan.big[f"{ffn}/output/kernel"] == (2048, 768)
+  assert sorted(plan.added) == [f"params/encoder/{p}/{w}" for p in ("proj_in1", "proj_out1")
+                                for w in ("bias", "kernel")]
+  assert _numel(plan, [p for p in plan.added if "proj_in1" in p]) == 256 * 768 + 768 == 197_376
+  assert _numel(plan, [p for p in plan.added if "proj_out1" in p]) == 768 * 256 + 256 == 196_864
+  grown_extra = sum(int(np.prod(plan.big[p])) - int(np.prod(plan.small[p])) for p in plan.grown)
+  assert grown_extra == _layer_params(768, 12, 64, 2048) - _layer_params(256, 4, 64, 512)
+  with pytest.raises(Wav2Vec2ConfigError, match="parallel layers"):
+    to_hf_config(SMALL_PROJECTED)
+
+
+def test_projected_layer_prunes_back_exactly():
+  f = tiny_fields()
+  grown_f = dict(f, layer_hidden=(16, 48), num_heads=(2, 6), ffn_dims=(32, 64))
+  small, big, v_small, v_big, plan = _grow(f, grown_f, "random")
+  assert sorted(p.split("/")[2] for p in plan.added) == ["proj_in1"] * 2 + ["proj_out1"] * 2
+  assert np.all(np.isfinite(_logits(big, v_big, _audio())))
+  back = surgery.flatten(surgery.prune(v_big, surgery.make_plan(v_small, v_big, what="prune")))
+  small_flat = surgery.flatten(v_small)
+  assert back.keys() == small_flat.keys()
+  for k, v in small_flat.items():
+    np.testing.assert_array_equal(np.asarray(back[k]), np.asarray(v), err_msg=k)
+
+
+# --------------------------------------------------------------------------------------------------
 # LoRA.
 
 
@@ -267,6 +388,21 @@ def test_init_from_pretrained_copies_every_backbone_tensor_exactly(own_checkpoin
     np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(source[k]), err_msg=k)
   assert not np.array_equal(np.asarray(got["encoder/layer0/attention/q/kernel"]),
                             np.asarray(init["encoder/layer0/attention/q/kernel"]))
+
+
+def test_init_from_pretrained_keeps_parallel_layers_fresh(own_checkpoint):
+  """A grown parallel-layout model started from the pretrained checkpoint (the authors' unfrozen
+  comparison): backbone from the checkpoint, parallel layer and merge from the fresh init."""
+  path, fields, ref = own_checkpoint
+  grown = dict(fields, parallel_layers=(1, 0))
+  _, fresh = _init(grown, seed=0)
+  loaded = hf_checkpoint.init_from_pretrained(str(path), grown, fresh)
+  got, want, init = (surgery.flatten(t["params"]) for t in (loaded, ref, fresh))
+  new = {k for k in got if k.startswith(("encoder/parallel0/", "encoder/merge0/", "head/"))}
+  assert {k.split("/")[1] for k in new if k.startswith("encoder/")} == {"parallel0", "merge0"}
+  for k in got:
+    np.testing.assert_array_equal(np.asarray(got[k]), np.asarray((init if k in new else want)[k]),
+                                  err_msg=k)
 
 
 def test_init_from_pretrained_names_every_differing_field(own_checkpoint):
