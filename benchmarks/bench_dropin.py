@@ -41,8 +41,7 @@ def bench(config, repeats: int) -> list[dict]:
   tx = train_lib.make_optimizer(config.optim)
   rows = []
   setups = [("baseline", small, v_small, surgery.Partition.everything(), None),
-            ("dropin_frozen", big, v_big, surgery.Partition.new_slices(plan, config.dropin.train_patterns,
-                                                                        config.dropin.isolate_patterns), plan),
+            ("dropin_frozen", big, v_big, surgery.Partition.new_slices(plan, train_patterns=config.dropin.train_patterns), plan),
             ("dropin_unfrozen", big, v_big, surgery.Partition.everything(), None)]
   for name, model, variables, partition, p in setups:
     trainable, frozen = partition.split(variables["params"])

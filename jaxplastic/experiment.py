@@ -322,7 +322,7 @@ def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, 
     variables, plan, origin = _start_variables(config, index, st, stages, results, fields, model, base_rng)
 
   if st.trainable == "new":
-    partition = surgery.Partition.new_slices(plan, config.dropin.train_patterns, config.dropin.isolate_patterns)
+    partition = surgery.Partition.new_slices(plan, train_patterns=config.dropin.train_patterns)
   elif frozen_patterns_of(model):
     partition = surgery.Partition.fixed(variables["params"], frozen_patterns_of(model))
   else:

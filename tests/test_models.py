@@ -382,9 +382,9 @@ def test_gru_old_units_never_read_new_ones_when_recurrent_block_is_zero(cell):
   # The regexes name exactly the three hidden kernels of each GRNN layer.
   grnn_paths = surgery.flatten(jax.eval_shape(functools.partial(
       GRNN(**TINY_GRNN).init, train=False, method=GRNN.from_features), jax.random.PRNGKey(0),
-      jnp.zeros((2, 10, 7)))["params"])
+      jnp.zeros((2, 10, 7))))
   recurrent = surgery.match_patterns(grnn_paths, GRNN.SURGERY_RECURRENT, "recurrent")
-  assert recurrent == {f"gru{k}/hidden_{g}/kernel" for k in range(1, 5) for g in "rzn"}
+  assert recurrent == {f"params/gru{k}/hidden_{g}/kernel" for k in range(1, 5) for g in "rzn"}
 
   def perturb(p, seed):
     """New values for every entry that belongs to a new unit, except the isolation block."""

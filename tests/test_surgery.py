@@ -12,6 +12,7 @@ import pytest
 
 from jaxplastic import surgery
 from jaxplastic import train as train_lib
+from jaxplastic.models import grnn as grnn_lib
 
 
 class ConvBN(nn.Module):
@@ -198,7 +199,7 @@ def test_dropin_adamw_keeps_originals_bit_identical(name):
 # Dropin rules: isolated recurrent blocks, frozen grown slices, trainable originals, BatchNorm statistics, optax.
 
 # GRNN's hidden->hidden kernels [H, H], matched as SURGERY_OUTPUT_AXES rules are (paths carry the collection).
-RECURRENT = (r"params/gru\d+/hidden_[rzn]/kernel",)
+RECURRENT = grnn_lib.GRNN.SURGERY_RECURRENT
 HIDDEN = [f"gru2/hidden_{g}/kernel" for g in "rzn"]
 
 

@@ -440,7 +440,7 @@ def test_configs_build_and_their_stages_are_valid_surgery(name):
   for st, prev, cur in zip(config.stages[1:], shapes[:-1], shapes[1:]):
     if st.kind == "grow":
       plan = surgery.make_plan(prev if not st.start_from else shapes[0], cur)
-      surgery.Partition.new_slices(plan, config.dropin.train_patterns)
+      surgery.Partition.new_slices(plan, train_patterns=config.dropin.train_patterns)
     elif st.kind == "prune":
       surgery.make_plan(cur, prev, what="prune")
 

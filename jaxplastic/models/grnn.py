@@ -149,10 +149,10 @@ class GRNN(nn.Module):
       matrix, h' = (1 - z) h + z n); same parameters either way.
     dtype: computation dtype (parameters stay float32).
   """
-  # Kernels mapping a layer's hidden state to itself (regexes over '/'-joined `params` paths,
-  # without the "params/" prefix): surgery keeps their [new rows, old columns] block at zero
-  # when old units must never read new ones.
-  SURGERY_RECURRENT = (r"gru\d+/hidden_[rzn]/kernel",)
+  # Kernels mapping a layer's hidden state to itself (regexes over full '/'-joined variable paths,
+  # collection included, as SURGERY_OUTPUT_AXES): surgery keeps their [new rows, old columns]
+  # block at zero when old units must never read new ones.
+  SURGERY_RECURRENT = (r"params/gru\d+/hidden_[rzn]/kernel",)
 
   num_classes: int = 2
   hidden_sizes: tuple[int, ...] = (64, 64, 32, 32)
