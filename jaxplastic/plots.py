@@ -111,8 +111,9 @@ def sweep_plot(points: Mapping[int, Sequence[float]], *, baseline: Sequence[floa
     ax.plot(np.full(vals.size, k) + np.linspace(-0.08, 0.08, vals.size) * (vals.size > 1), vals, "o", ms=4,
             color="tab:blue", alpha=0.5, gid=f"seeds:{k}")
   stats = [tables.mean_std(points[k]) for k in ks]
-  ax.errorbar(ks, [m for m, _ in stats], yerr=[s for _, s in stats], fmt="s-", color="tab:blue", capsize=4,
-              label="dropin at layer k: mean ± std over seeds", gid="mean")
+  bars = ax.errorbar(ks, [m for m, _ in stats], yerr=[s for _, s in stats], fmt="s-", color="tab:blue", capsize=4,
+                     label="dropin at layer k: mean ± std over seeds")
+  bars.lines[0].set_gid("mean")
   if baseline:
     m, s = tables.mean_std(baseline)
     ax.axhline(m, color="black", lw=1, label="baseline: mean ± std", gid="baseline")
