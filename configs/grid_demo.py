@@ -65,7 +65,7 @@ def get_config(arg="main"):
   elif arg != "main":
     raise ValueError(f"configs/grid_demo.py takes 'main' or 'sweep', got {arg!r}")
   config.seeds = (42, 43, 44)
-  # Epochs per trained stage for models whose spec says -1.
+  # Epochs per trained stage for models whose spec says -1; -1 here keeps each config's own epochs.
   config.epochs_per_stage = 3
   # Applied to every cell's config.data / config.train ('' or None keeps the cell's own value).
   config.data = ml_collections.ConfigDict(dict(corpus="demo", root="runs/demo_corpus"))

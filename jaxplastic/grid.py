@@ -21,7 +21,7 @@ import importlib
 import json
 import logging
 import os
-from typing import Any, Mapping
+from typing import Mapping
 
 import ml_collections
 
@@ -184,7 +184,8 @@ def cell_config(grid: ml_collections.ConfigDict, workdir: str, model: str, metho
     elif st.start_from not in kept[:i]:
       raise GridError(f"method {method}: stage {st.name} starts from {st.start_from!r}, which the cell does not "
                       f"run (it runs {kept})")
-    st.num_epochs = epochs
+    if epochs >= 0:  # -1 keeps the config's own epochs
+      st.num_epochs = epochs
     st.checkpoint = ""
   if recipe.from_baseline:
     stages[0].num_epochs = 0

@@ -200,6 +200,27 @@ def test_every_demo_grid_cell_is_a_valid_experiment(tmp_path):
   assert [(st.name, st.trainable) for st in unfrozen.stages] == [("baseline", "all"), ("dropin_unfrozen", "all")]
 
 
+@pytest.mark.parametrize("arg", ["la", "sweep", "pa", "for,sweep"])
+def test_every_paper_grid_cell_is_a_valid_experiment(tmp_path, arg):
+  from configs import grid_la  # pylint: disable=g-import-not-at-top
+  g = grid_la.get_config(arg)
+  cells = grid.expand(g)
+  methods = {(m, me) for m, me, _ in cells}
+  for model, method, seed in cells:
+    config = grid.cell_config(g, str(tmp_path), model, method, seed)
+    experiment._validate_stages(config)  # pylint: disable=protected-access
+    assert config.data.corpus == grid_la.CORPORA[arg.split(",")[0] if arg != "sweep" else "la"]
+    source = grid.load_config(g.models[model].configs[grid.METHODS.get(method, grid.SWEEP_METHOD).source])
+    own = {st.name: st.num_epochs for st in source.stages}
+    assert all(st.num_epochs == own[st.name] for st in config.stages[1:])  # the authors' epochs
+  if "sweep" in arg:
+    assert {me for m, me in methods if m == "wav2vec_small"} == {"baseline"} | {f"sweep_k{k}" for k in range(12)}
+  else:
+    assert ("wav2vec_small", "lora") in methods and ("resnet18", "lora") not in methods
+    lora = grid.cell_config(g, str(tmp_path), "wav2vec_small", "lora", 42)
+    assert [st.name for st in lora.stages] == ["baseline", "lora"] and lora.stages[1].widths.lora_rank == 8
+
+
 def test_sweep_points_grow_one_layer_each():
   model = {"stage_widths": (64, 128, 256, 512), "branch_widths": (0, 0, 0, 0), "num_heads": (4, 4, 4),
            "ffn_dims": (512, 512, 512)}
@@ -259,11 +280,12 @@ def test_grid_end_to_end_resumes_and_reuses_finished_cells(tmp_path, monkeypatch
   root = fx.make_separable_la(str(tmp_path / "toy"), n_train=8, n_dev=8, n_eval=8)
   workdir = str(tmp_path / "grid")
   calls = []
+  interrupt = [True]
   real_run = experiment.run
 
   def counting_run(config, cell_workdir):
     calls.append(os.path.relpath(cell_workdir, workdir))
-    if len(calls) == 3:
+    if interrupt[0] and len(calls) == 3:
       raise KeyboardInterrupt("simulated interruption before the third cell")
     return real_run(config, cell_workdir)
 
@@ -272,6 +294,7 @@ def test_grid_end_to_end_resumes_and_reuses_finished_cells(tmp_path, monkeypatch
     grid.run(_tiny_grid(root), workdir)
   assert calls == ["grnn/baseline/seed1", "grnn/dropin_frozen/seed1", "grnn/baseline/seed2"]
   calls.clear()
+  interrupt[0] = False
   out = grid.run(_tiny_grid(root), workdir)
   # The two finished cells are reused; the interrupted one and the last one run.
   assert calls == ["grnn/baseline/seed2", "grnn/dropin_frozen/seed2"]
