@@ -3,6 +3,7 @@ plasticity x seeds 42, 43, 44; `:sweep` adds the per-layer dropin sweep (paper F
 
   python -m jaxplastic.grid --config=configs/grid_demo.py --workdir=runs/grid_demo
   python -m jaxplastic.grid --config=configs/grid_demo.py:sweep --workdir=runs/grid_demo
+  python -m jaxplastic.grid --config=configs/grid_demo.py:wav2vec --workdir=runs/grid_demo   # tiny Wav2Vec 2.0
 
 Cells are the demo configs' stages (configs/demo.py, demo_dropin.py, demo_plasticity.py) with `epochs_per_stage`
 epochs per trained stage. The same command runs on another corpus:
@@ -16,7 +17,9 @@ trained-or-loaded stages per seed also compiles, measures its step and scores de
 and 10 s (GRNN). Three seeds with E = 3 (ResNet-18) and E = 12 (GRNN):
   3 x (159 x 3 + 8 x 30) + 3 x (13.1 x 12 + 8 x 10) = 2151 + 712 s  ~ 48 min.
 The sweep (`:sweep`, 4 ResNet stages + 4 GRU layers, reusing the baselines): 3 x 4 x (37 x 3 + 30) +
-3 x 4 x (2.7 x 12 + 10) ~ 28 + 8 min. If the demo corpus grows, scale E down in proportion.
+3 x 4 x (2.7 x 12 + 10) ~ 28 + 8 min. `:wav2vec` (configs/demo_wav2vec.py measured ~16 s per baseline and ~26 s
+per grown epoch under load): 3 seeds x (3 + 3 + 3 + 4 x 3 epochs) x ~20 s + 3 x 7 stages x 30 s ~ 32 min. If the
+demo corpus grows, scale E down in proportion.
 """
 
 import ml_collections
@@ -24,6 +27,7 @@ import ml_collections
 # Epochs per trained stage, per model (the per-cell budget).
 RESNET_EPOCHS = 3
 GRNN_EPOCHS = 12
+WAV2VEC_EPOCHS = 3
 
 
 def model_spec(name, *, epochs, sweep_fields, sweep_add=None, sweep_reference="", sweep_dropin=None):
@@ -62,8 +66,16 @@ def get_config(arg="main"):
   config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity")
   if arg == "sweep":
     config.methods = ("baseline", "sweep")
+  elif arg == "wav2vec":
+    # The tiny from-scratch Wav2Vec 2.0 of configs/demo_wav2vec.py (4 encoder layers of 4 heads, FFN 128): dropin
+    # frozen / unfrozen and the per-layer sweep (layer k doubled to 8 heads, FFN 256), the demo's Fig. 5.
+    config.models = ml_collections.ConfigDict()
+    config.models.wav2vec = model_spec("wav2vec", epochs=WAV2VEC_EPOCHS, sweep_fields=("num_heads", "ffn_dims"))
+    config.models.wav2vec.configs = ml_collections.ConfigDict(dict(
+        baseline="configs.demo_wav2vec", dropin="configs.demo_wav2vec", plasticity="", lora=""))
+    config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "sweep")
   elif arg != "main":
-    raise ValueError(f"configs/grid_demo.py takes 'main' or 'sweep', got {arg!r}")
+    raise ValueError(f"configs/grid_demo.py takes 'main', 'sweep' or 'wav2vec', got {arg!r}")
   config.seeds = (42, 43, 44)
   # Epochs per trained stage for models whose spec says -1; -1 here keeps each config's own epochs.
   config.epochs_per_stage = 3

@@ -58,7 +58,8 @@ METHODS = {
 SWEEP_METHOD = Method("dropin", ("baseline", "dropin"))
 
 # Config keys that do not change what a cell computes; a finished cell is reused when only these differ.
-HOST_ONLY_KEYS = ("train.progress", "train.log_every_steps", "data.num_threads", "data.prefetch_batches")
+HOST_ONLY_KEYS = ("train.progress", "train.log_every_steps", "train.checkpoint_every_steps", "data.num_threads",
+                  "data.prefetch_batches", "data.cache_audio")
 
 
 class GridError(ValueError):

@@ -172,7 +172,7 @@ from jaxplastic import grid  # noqa: E402
 
 
 def test_every_demo_grid_cell_is_a_valid_experiment(tmp_path):
-  for arg in ("main", "sweep"):
+  for arg in ("main", "sweep", "wav2vec"):
     g = grid_demo.get_config(arg)
     cells = grid.expand(g)
     for model, method, seed in cells:
@@ -189,6 +189,11 @@ def test_every_demo_grid_cell_is_a_valid_experiment(tmp_path):
     if arg == "main":
       assert names == [(m, me) for m in ("grnn", "resnet18")  # name order
                        for me in ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity")]
+    elif arg == "wav2vec":
+      assert names == [("wav2vec", me) for me in ("baseline", "dropin_frozen", "dropin_unfrozen", "sweep_k0",
+                                                  "sweep_k1", "sweep_k2", "sweep_k3")]
+      sweep = grid.cell_config(g, str(tmp_path), "wav2vec", "sweep_k1", 42)
+      assert dict(sweep.stages[1].widths) == {"num_heads": (4, 8, 4, 4), "ffn_dims": (128, 256, 128, 128)}
     else:
       assert names == [(m, me) for m in ("grnn", "resnet18") for me in ("baseline", "sweep_k0", "sweep_k1",
                                                                          "sweep_k2", "sweep_k3")]
