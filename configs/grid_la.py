@@ -40,8 +40,8 @@ def get_config(arg="la"):
   config.models.grnn = grid_demo.model_spec("grnn", epochs=-1, sweep_fields=("hidden_sizes",),
                                             sweep_dropin={"isolate_patterns": (r"gru{layer}/hidden_[rzn]/kernel",)})
   # Layer k gets 8 more heads and 1536 more FFN units: 12 heads / FFN 2048, as la_wav2vec_small_dropin.py.
-  config.models.wav2vec_small = grid_demo.model_spec("wav2vec_small", epochs=-1, sweep_fields=("num_heads", "ffn_dims"),
-                                                     sweep_add=(8, 1536))
+  config.models.wav2vec_small = grid_demo.model_spec("wav2vec_small", epochs=-1,
+                                                     sweep_fields=("num_heads", "ffn_dims"), sweep_add=(8, 1536))
   for name, spec in config.models.items():
     spec.configs = ml_collections.ConfigDict(families[name])
   if variant != "sweep":

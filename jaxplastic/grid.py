@@ -115,7 +115,8 @@ def sweep_points(model_config: Mapping, sweep: Mapping) -> list[tuple[int, dict]
 
 
 def expand(grid: ml_collections.ConfigDict) -> list[tuple[str, str, int]]:
-  """The grid's cells as (model, method, seed), baselines before the cells that start from them."""
+  """The grid's cells as (model, method, seed): models in name order, then seeds, then methods with the baseline
+  first (every other cell of that seed starts from it)."""
   methods = tuple(grid.methods)
   unknown = [m for m in methods if m not in METHODS and m != SWEEP]
   if unknown:

@@ -68,8 +68,8 @@ def det_plot(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, title: str
     eer, _ = evaluation.compute_eer(bona, spoof)
     # Rates beyond the axes (e.g. 0 %) are drawn on the frame, so every curve stays visible.
     edge = np.asarray(DET_LIMITS_PCT) / 100.0
-    (line,) = ax.plot(probit(np.clip(far, *edge)), probit(np.clip(frr, *edge)), lw=1.5, label=f"{label} (EER {100 * eer:.2f} %)",
-                      gid=f"det:{label}")
+    (line,) = ax.plot(probit(np.clip(far, *edge)), probit(np.clip(frr, *edge)), lw=1.5,
+                      label=f"{label} (EER {100 * eer:.2f} %)", gid=f"det:{label}")
     ax.plot([probit(eer)], [probit(eer)], "o", ms=6, color=line.get_color(), mec="black", gid=f"eer:{label}")
   lo, hi = probit(np.asarray(DET_LIMITS_PCT) / 100.0)
   ax.plot([lo, hi], [lo, hi], ":", color="gray", lw=0.8, gid="diagonal")

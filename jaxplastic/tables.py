@@ -244,8 +244,8 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
     rels = [r["rel_eval_change"] for r in crow if r["rel_eval_change"] is not None]
     out["rel_eval_change"] = None if not rels else {"mean": float(np.mean(rels)), "min": float(np.min(rels)),
                                                      "max": float(np.max(rels)), "values": rels}
-    per_stage = sorted({k for r in crow for k in r if k.startswith(("epoch_s_", "step_ms_", "peak_mib_", "eval_eer_"))}
-                       - {"eval_eer_trimmed"})
+    prefixes = ("epoch_s_", "step_ms_", "peak_mib_", "eval_eer_")
+    per_stage = sorted({k for r in crow for k in r if k.startswith(prefixes)} - {"eval_eer_trimmed"})
     for key in per_stage:
       out[key] = _stat(r.get(key) for r in crow)
     out["params_total"] = crow[0]["params_total"]
