@@ -25,6 +25,8 @@ setup(
         "transformers>=4.40",  # configs only; no torch needed at run time
         "tqdm",
         "tensorboardX",
+        # Plots (DET curves, the dropin sweep, GradCAM); drawn on the Agg canvas.
+        "matplotlib>=3.5",
         # The demo corpus: real CMU ARCTIC speech ships in pysptk's wheel; WORLD and MLSA vocoders make the spoofs.
         "pysptk>=1.0",
         "pyworld>=0.3",
