@@ -127,24 +127,28 @@ def parse_flags(argv: Sequence[str], config_flag: str = "config") -> list[str]:
     rest = flags.FLAGS(list(argv))
     if len(rest) > 1:
       raise flags.Error(f"unexpected positional arguments {rest[1:]}; every setting is a --flag")
-    config = flags.FLAGS[config_flag].value
-    if config is not None:
-      config.get("seed")  # a config file that failed to load raises its deferred OSError on any access
-    return rest
+    getattr(flags.FLAGS[config_flag].value, "keys", None)  # raises a config file's deferred load error
   except flags.Error as e:
     if wants_traceback(argv):
       raise
     report(str(e), hint=VERBOSE_HINT if "Traceback" in str(e) else "")
-  except OSError as e:
-    if wants_traceback(argv):
-      raise
-    lines = [l.strip() for l in str(e.__cause__ or e).splitlines() if l.strip()]
-    report(f"--{config_flag}: cannot load the config file: {lines[-1] if lines else e}")
   except (AttributeError, KeyError, IndexError):
     if wants_traceback(argv):
       raise
     report(_bad_config_override(argv, config_flag))
+  except OSError as e:
+    if wants_traceback(argv) or not _is_config_load_error(e):
+      raise
+    lines = [l.strip() for l in str(e.__cause__ or e).splitlines() if l.strip()]
+    report(f"--{config_flag}: cannot load the config file: {lines[-1] if lines else e}")
+  else:
+    return rest
   sys.exit(EXIT_USER_ERROR)
+
+
+def _is_config_load_error(e: OSError) -> bool:
+  """ml_collections' deferred 'Failed loading config file' error (and not, say, a broken pipe while printing help)."""
+  return any("Failed loading config file" in str(x) for x in (e, e.__cause__) if x is not None)
 
 
 def check_models(config) -> None:

@@ -45,8 +45,8 @@ def bad_protocol(la_root, tmp_path_factory):
   return root, path
 
 
-def _run(root, workdir, *flags):
-  cmd = [sys.executable, "run.py", "--config=configs/smoke.py", "--config.data.corpus=asvspoof2019_la",
+def _run(root, workdir, *flags, config="configs/smoke.py"):
+  cmd = [sys.executable, "run.py", f"--config={config}", "--config.data.corpus=asvspoof2019_la",
          f"--config.data.root={root}", f"--workdir={workdir}", *flags]
   return subprocess.run(cmd, cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
                         timeout=300)
@@ -89,6 +89,9 @@ def test_bad_config_flags_are_one_line(la_root, tmp_path):
   assert line.startswith("error: --config.stages[3].num_epochs: config.stages[3] has no such index")
   line = _error_line(_run(la_root, tmp_path / "run", "--config.data.batch_size=four"))
   assert "--config.data.batch_size=four" in line
+  line = _error_line(_run(la_root, tmp_path / "run", config="configs/no_such_config.py"))
+  assert line == ("error: --config: cannot load the config file: [Errno 2] No such file or directory: "
+                  "'configs/no_such_config.py'")
   assert not os.path.exists(tmp_path / "run")
 
 
