@@ -113,7 +113,7 @@ def get_config():
 
   # The stage whose best-by-dev model is exported to workdir/model for scoring ('' = the last stage).
   config.export_stage = ""
-  # The stage list; each model config fills it from its method (see `stage`).
+  # The stage list; each model config fills it with its recipe (see `stage`, `dropin_stages`, `plasticity_stages`).
   config.stages = [stage("baseline", num_epochs=5)]
   return config
 

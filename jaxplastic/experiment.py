@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -335,13 +336,8 @@ def _start_variables(stage: _Stage) -> tuple[dict, surgery.Plan | None, str]:
   """The stage's initial full variables, the grow plan (for dropin partitions) and a note of how they came about."""
   config, st, index = stage.config, stage.st, stage.index
   num_samples = config.data.num_samples
-  fresh_cache = {}
-
-  def fresh():
-    if "v" not in fresh_cache:
-      fresh_cache["v"] = init_variables(stage.model, stage.rng, num_samples)
-    return fresh_cache["v"]
-
+  # A fresh init of this stage's widths, computed once and only when needed (new slices, reinit, fresh starts).
+  fresh = functools.cache(lambda: init_variables(stage.model, stage.rng, num_samples))
   plan = None
   if index == 0 and st.checkpoint:
     meta, variables = ckpt_lib.load_export(_export_dir(st.checkpoint))

@@ -321,7 +321,7 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
   Args:
     split: the utterances; `index` in the batches refers to `split.items`.
     batch_size: B.
-    num_samples: samples per utterance after crop / repeat-pad.
+    num_samples: samples per utterance after crop / pad.
     train: shuffle, crop as `train_crop` says, and drop (or shorten, `drop_last=False`) the last
       partial batch; else protocol order, first crop, last batch padded (mask 0, index -1).
     seed: with `epoch`, fixes the permutation and every crop.
