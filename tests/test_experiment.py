@@ -293,3 +293,50 @@ def test_bad_files_are_skipped_and_reported_once(tmp_path):
   # Scored on dev after each epoch and again at the end, but one bad file is reported once.
   assert summary["skipped_files"] == 1 and summary["skipped_paths"] == [bad]
   assert summary["stages"][0]["dev"]["num_bonafide"] + summary["stages"][0]["dev"]["num_spoof"] == 15
+
+
+def test_wav2vec2_unfrozen_starts_from_the_pretrained_checkpoint_grown(toy_root, tmp_path):
+  """The authors' Wav2Vec "dropin unfrozen": the pretrained model grown to the dropin widths, not the fine-tuned
+  baseline (trained one step here, so it differs from the checkpoint). With 0 epochs after it, each later stage's
+  best is its starting point."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  from configs import la_wav2vec  # pylint: disable=g-import-not-at-top
+  from jaxplastic import hf_checkpoint  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  tiny = dict(hidden_size=16, num_layers=2, num_heads=(2, 2), head_dim=(8, 8), ffn_dims=(32, 32),
+              conv_dims=(8, 8, 8), conv_kernels=(10, 8, 8), conv_strides=(5, 4, 4), num_conv_pos_embeddings=8,
+              num_conv_pos_embedding_groups=2, head_hidden=8, layerdrop=0.0)
+  hf = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(
+      hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8, 8),
+      conv_kernel=(10, 8, 8), conv_stride=(5, 4, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2))
+  ckpt = str(tmp_path / "hf")
+  hf.save_pretrained(ckpt)
+  config = la_wav2vec.get_config()
+  config.model.update(tiny)
+  config.model.pretrained = ckpt
+  config.data.root = toy_root
+  config.data.num_samples = 1600
+  config.data.batch_size = config.data.eval_batch_size = 8
+  config.data.num_threads = 1
+  config.train.progress = False
+  config.train.max_steps_per_epoch = 1
+  config.train.max_eval_batches = 1
+  config.train.eval_at_stage_end = False
+  grown = la_wav2vec.widened(config.model, 1, num_heads=4, ffn_dim=48)
+  config.stages = base.dropin_stages(grown, baseline_epochs=1, dropin_epochs=0, unfrozen_start="init",
+                                     reinit=("head/.*",))
+  config.export_stage = "dropin_unfrozen"
+  summary = experiment.run(config, str(tmp_path / "run"))
+  assert summary["stages"][2]["origin"].startswith(f"pretrained {ckpt} grown by")
+  _, variables = checkpoints.load_export(str(tmp_path / "run" / "model"))
+  assert variables["params"]["encoder"]["layer1"]["attention"]["q"]["kernel"].shape == (16, 4, 8)
+  small = surgery.abstract_variables(experiment.build(experiment.model_fields(config.model)), (1, 1600))
+  pruned = surgery.prune(variables, surgery.make_plan(small, variables, what="prune"))
+  fields = {k: v for k, v in experiment.module_fields(experiment.model_fields(config.model)).items() if k != "name"}
+  ours = hf_checkpoint.hf_tensors_from_params(fields, pruned["params"])
+  theirs = load_file(os.path.join(ckpt, "model.safetensors"))
+  assert set(ours) == set(theirs) - {"masked_spec_embed"}
+  for k, v in ours.items():
+    np.testing.assert_array_equal(v, theirs[k], err_msg=k)  # every original entry is the checkpoint's
