@@ -1,5 +1,7 @@
 """End-to-end runs of the experiment driver on a tiny separable corpus in the exact ASVspoof 2019 LA layout:
-learning beats chance, outputs are written, an interrupted run resumes to the same result, NaN losses stop cleanly."""
+learning beats chance, outputs are written, a run interrupted mid-epoch or between the best/latest saves resumes to
+the bit-identical result, NaN losses stop cleanly, and the stage options (fresh start, reinit, trimmed scoring,
+BatchNorm statistics) do what they say."""
 
 import copy
 import json
