@@ -248,6 +248,8 @@ def test_fresh_start_and_reinit_stage_options(toy_root, tmp_path):
                                      unfrozen_start="init", reinit=("head/.*",))
   config.dropin.train_patterns = ("head/.*",)
   config.export_stage = "dropin"
+  config.train.eval_at_stage_end = False  # only the starting points matter here
+  config.train.max_eval_batches = 1
   workdir = str(tmp_path / "run")
   with pytest.raises(surgery.SurgeryError, match="nohead"):
     bad = copy.deepcopy(config)
