@@ -60,7 +60,7 @@ def get_config(arg="main"):
   config.models.resnet18 = model_spec("resnet18", epochs=RESNET_EPOCHS, sweep_fields=("stage_widths",))
   # GRNN: GRU layer k doubles; its old units never read the new ones (as in configs/la_grnn_dropin.py).
   config.models.grnn = model_spec("grnn", epochs=GRNN_EPOCHS, sweep_fields=("hidden_sizes",),
-                                  sweep_dropin={"isolate_patterns": (r"gru{layer}/hidden_[rzn]/kernel",)})
+                                  sweep_dropin={"old_reads_new": False})
   # Methods run for every model that has their config family (see jaxplastic/grid.py METHODS); "sweep" expands
   # into one method sweep_k<k> per swept layer.
   config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity")

@@ -38,7 +38,7 @@ def get_config(arg="la"):
   config.models = ml_collections.ConfigDict()
   config.models.resnet18 = grid_demo.model_spec("resnet18", epochs=-1, sweep_fields=("stage_widths",))
   config.models.grnn = grid_demo.model_spec("grnn", epochs=-1, sweep_fields=("hidden_sizes",),
-                                            sweep_dropin={"isolate_patterns": (r"gru{layer}/hidden_[rzn]/kernel",)})
+                                            sweep_dropin={"old_reads_new": False})
   # Layer k gets 8 more heads and 1536 more FFN units: 12 heads / FFN 2048, as la_wav2vec_small_dropin.py.
   config.models.wav2vec_small = grid_demo.model_spec("wav2vec_small", epochs=-1,
                                                      sweep_fields=("num_heads", "ffn_dims"), sweep_add=(8, 1536))

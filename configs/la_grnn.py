@@ -1,5 +1,5 @@
 """GRNN (4 GRU layers [64, 64, 32, 32]) on linear cepstra, ASVspoof 2019 LA, the authors' settings
-(hinge "SVM" head, Adam 1e-4, batch 32, 4 s).
+(hinge "SVM" head: sum over wrong classes, mean over the batch; Adam 1e-4, batch 32, 4 s).
 
   python run.py --config=configs/la_grnn.py --config.data.root=/data/LA --workdir=runs/la_grnn
 """
@@ -33,6 +33,7 @@ def get_config():
   config.data.batch_size = 32
   config.optim.name = "adam"
   config.optim.learning_rate = 1e-4
+  # The authors' hinge (no 1/classes); "multi_margin" is PyTorch's MultiMarginLoss.
   config.optim.loss = "hinge"
   config.stages = [base.stage("baseline", num_epochs=5)]
   return config

@@ -13,8 +13,10 @@ from configs import la_resnet
 
 def get_config():
   config = la_resnet.get_config()
-  config.method = "dropin"
   # Score with the dropin model; dropin_unfrozen is the comparison.
   config.export_stage = "dropin"
-  config.stages = base.dropin_stages({"stage_widths": (64, 256, 512, 512)}, baseline_epochs=5, dropin_epochs=5)
+  # Widening stand-in for the authors' parallel branches (wired to `branch_widths` in a later change).
+  # The authors' code does not say where their ResNet "unfrozen" run starts; ours grows the baseline's best.
+  config.stages = base.dropin_stages({"stage_widths": (64, 256, 512, 512)}, baseline_epochs=5, dropin_epochs=5,
+                                     unfrozen_start="baseline")
   return config

@@ -11,16 +11,17 @@ Recipe (the authors'): fine-tune the pretrained model with a new head (mean-pool
 dropout 0.1 -> 2) for 30 epochs (baseline), AdamW lr 1e-4, weight decay 0.01, grad clip 1.0,
 reduce-on-plateau x0.5 after 3 epochs without dev-loss improvement, batch 16, 4 s (64,000 samples)
 of raw waveform. Then dropin at encoder layer index 5 (0-based, i.e. HF's `encoder.layers[5]`, the
-sixth layer) for another 30 epochs. The authors added a parallel encoder layer there (outputs
-concatenated to 1536 and projected back to 768); our equivalent widens that layer in place:
-attention heads 12 -> 24 (head width stays 64) and FFN 3072 -> 6144, i.e. the same number of new
-attention and FFN neurons, with no projection. Only the new slices and the head train
-(`dropin.train_patterns`); the unfrozen comparison (the same grown model, everything trainable) runs
-last.
+sixth layer) for another 30 epochs, with a fresh head (`reinit`). The authors added a parallel
+encoder layer there (outputs concatenated to 1536 and projected back to 768); until that layout is
+wired here, this config widens that layer in place: attention heads 12 -> 24 (head width stays 64)
+and FFN 3072 -> 6144, i.e. the same number of new attention and FFN neurons, with no projection.
+Only the new slices and the head train (`dropin.train_patterns`). The unfrozen comparison (the same
+grown model, everything trainable) starts, as the authors', from the pretrained checkpoint rather
+than the fine-tuned baseline (`start_point="init"`), and runs last.
 
 The convolutional feature encoder is frozen throughout (`freeze_feature_encoder`), as usual when
-fine-tuning wav2vec 2.0 (transformers' `freeze_feature_encoder()`); its parameters still count as
-trainable in baseline and unfrozen stages but receive zero gradient.
+fine-tuning wav2vec 2.0 (transformers' `freeze_feature_encoder()`): it is kept out of the optimizer
+(no gradient, no weight decay, no moments) and counts as frozen in every stage.
 
 Start from an already fine-tuned baseline instead of training one:
   --config.stages[0].checkpoint=runs/la_wav2vec_baseline
@@ -123,11 +124,13 @@ def get_config():
   config.optim.plateau_factor = 0.5
   config.optim.plateau_patience = 3
   config.train.log_every_steps = 100
-  config.method = "dropin"
-  # The new head trains with the new neurons, as the authors'.
+  # The head trains with the new neurons, as the authors'.
   config.dropin.train_patterns = ("head/.*",)
   grown = widened(config.model, DROPIN_LAYER, num_heads=24, ffn_dim=6144)
-  config.stages = base.dropin_stages(grown, baseline_epochs=30, dropin_epochs=30)
+  # Dropin gets a fresh head (the authors' dropin model has its own); the unfrozen comparison starts from the
+  # pretrained checkpoint, not the fine-tuned baseline.
+  config.stages = base.dropin_stages(grown, baseline_epochs=30, dropin_epochs=30, unfrozen_start="init",
+                                     reinit=("head/.*",))
   # Score with the dropin model; dropin_unfrozen is the comparison.
   config.export_stage = "dropin"
   return config

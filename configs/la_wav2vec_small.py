@@ -6,8 +6,9 @@ only.
 
 Hidden 256, 12 encoder layers, 4 heads of width 64, FFN 512; the convolutional feature encoder is
 wav2vec2-base's (7 layers, 512 channels) and trains too. Optimiser as la_wav2vec.py (AdamW 1e-4, wd
-0.01, clip 1.0, plateau x0.5 patience 3, batch 16, 64,000 samples). Its plasticity and LoRA
-variants: la_wav2vec_small_plasticity.py, la_wav2vec_small_lora.py.
+0.01, plateau x0.5 patience 3, batch 16, 64,000 samples) but without gradient clipping, as the
+authors' small-model scripts. Its plasticity and LoRA variants: la_wav2vec_small_plasticity.py,
+la_wav2vec_small_lora.py.
 """
 
 from configs import base
@@ -33,7 +34,8 @@ def small_model():
 def get_config():
   config = la_wav2vec.get_config()
   config.model = small_model()
-  config.method = "baseline"
+  # The authors' small-model plasticity and LoRA scripts do not clip gradients.
+  config.optim.grad_clip_norm = 0.0
   config.dropin.train_patterns = ()
   config.stages = [base.stage("baseline", num_epochs=45)]
   return config

@@ -30,14 +30,13 @@ def get_config(arg="resnet18"):
   config.train.log_every_steps = 2
   config.train.checkpoint_every_steps = 2
   config.train.progress = False
-  config.method = method
   if method == "baseline":
     config.stages = [base.stage("baseline", num_epochs=2)]
   elif method == "dropin":
     grown = {"stage_widths": (4, 12, 16, 8)} if arg == "resnet18" else {"hidden_sizes": (8, 12, 4, 4)}
     config.stages = base.dropin_stages(grown, baseline_epochs=1, dropin_epochs=1)
     if arg == "grnn":
-      config.dropin.isolate_patterns = (r"gru1/hidden_[rzn]/kernel",)
+      config.dropin.old_reads_new = False  # the grown layer's old units never read its new ones (authors' GRU)
   elif method == "plasticity":
     grown = {"stage_widths": (4, 12, 16, 8)} if arg == "resnet18" else {"hidden_sizes": (8, 12, 4, 4)}
     lr = config.optim.learning_rate

@@ -201,7 +201,6 @@ def cell_config(grid: ml_collections.ConfigDict, workdir: str, model: str, metho
     config.stages = stages
     config.export_stage = stages[-1].name
     config.seed = int(seed)
-    config.method = method
     for section in ("data", "train"):
       for key, value in (grid.get(section) or {}).items():
         if value is not None and value != "":

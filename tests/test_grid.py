@@ -248,7 +248,7 @@ def test_sweep_cell_isolates_the_grown_gru_layer(tmp_path):
   g = grid_demo.get_config("sweep")
   config = grid.cell_config(g, str(tmp_path), "grnn", "sweep_k2", 42)
   assert dict(config.stages[1].widths) == {"hidden_sizes": (64, 64, 64, 32)}
-  assert tuple(config.dropin.isolate_patterns) == (r"gru3/hidden_[rzn]/kernel",)
+  assert config.dropin.old_reads_new is False
   assert config.stages[1].trainable == "new"
 
 

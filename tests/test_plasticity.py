@@ -1,5 +1,5 @@
-"""Plasticity end to end: all stages run and end at the baseline widths; a process killed mid-stage (SIGKILL, a
-real subprocess) and re-run reaches bit-identical final parameters."""
+"""Plasticity end to end: all stages run and end at the baseline widths, each stage reports its own peak memory; a
+process killed mid-stage (SIGKILL, a real subprocess) and re-run reaches bit-identical final parameters."""
 
 import json
 import os
@@ -13,6 +13,7 @@ import pytest
 from configs import smoke
 from jaxplastic import checkpoints
 from jaxplastic import experiment
+from jaxplastic import reporting
 from jaxplastic import surgery
 
 try:
@@ -40,6 +41,11 @@ def test_plasticity_stages_end_at_baseline_widths_with_importance_pruning(toy_ro
   assert tuple(pruned["model"]["stage_widths"]) == tuple(config.model.stage_widths)
   # One global step across stages.
   assert base["end_step"] == grown["start_step"] and grown["end_step"] == pruned["start_step"]
+  # Peak memory is each stage's own: the pruned model reports less than the grown one that ran before it in this
+  # process (a process-lifetime peak never could), and exactly what the same-shaped baseline reported.
+  assert pruned["peak_memory_kind"] == reporting.PEAK_MEMORY_KIND
+  assert pruned["peak_memory_bytes"] == base["peak_memory_bytes"] < grown["peak_memory_bytes"]
+  assert grown["peak_memory_bytes"] == max(m["peak_bytes"] for m in grown["memory"].values())
   meta, variables = checkpoints.load_export(str(tmp_path / "run" / "model"))
   assert tuple(meta["model"]["stage_widths"]) == (4, 8, 8, 8)
   ref = surgery.abstract_variables(experiment.build(dict(meta["model"])), (1, config.data.num_samples))
