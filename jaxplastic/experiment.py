@@ -123,7 +123,7 @@ def metrics_for(split, scores: np.ndarray) -> dict:
 # Validation.
 
 
-def _validate(config) -> list:
+def validate(config) -> list:
   """Checks the whole config before any work; returns the stage list."""
   stages = list(config.stages)
   if not stages:
@@ -193,7 +193,7 @@ class _Run:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes) every stage of `config` in `workdir`; returns {'stages': [record, ...]}."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
-  stages = _validate(config)
+  stages = validate(config)
   os.makedirs(workdir, exist_ok=True)
   ckpt_lib.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
   logging.info("devices: %s", jax.devices())

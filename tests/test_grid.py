@@ -177,7 +177,7 @@ def test_every_demo_grid_cell_is_a_valid_experiment(tmp_path):
     cells = grid.expand(g)
     for model, method, seed in cells:
       config = grid.cell_config(g, str(tmp_path), model, method, seed)
-      experiment._validate_stages(config)  # pylint: disable=protected-access
+      experiment.validate(config)
       assert config.seed == seed and config.export_stage == config.stages[-1].name
       assert all(st.num_epochs == g.models[model].epochs_per_stage for st in config.stages[1:])
       if method == "baseline":
@@ -213,7 +213,7 @@ def test_every_paper_grid_cell_is_a_valid_experiment(tmp_path, arg):
   methods = {(m, me) for m, me, _ in cells}
   for model, method, seed in cells:
     config = grid.cell_config(g, str(tmp_path), model, method, seed)
-    experiment._validate_stages(config)  # pylint: disable=protected-access
+    experiment.validate(config)
     assert config.data.corpus == grid_la.CORPORA[arg.split(",")[0] if arg != "sweep" else "la"]
     source = grid.load_config(g.models[model].configs[grid.METHODS.get(method, grid.SWEEP_METHOD).source])
     own = {st.name: st.num_epochs for st in source.stages}
