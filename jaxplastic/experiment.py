@@ -145,6 +145,11 @@ def validate(config) -> list:
     if s.start_point == "init" and (s.trainable == "new" or s.kind == "prune"):
       raise ValueError(f"stage {s.name}: start_point='init' starts from a fresh model, which has no grown slices "
                        "to train alone or units to prune; use kind 'train' or 'grow' with trainable='all'")
+    if s.trainable == "new" and s.init == "function_preserving" and config.dropin.grown_slices == "freeze":
+      # The added tensors would be read only through zeroed input slices that never train: no gradient reaches them.
+      raise ValueError(f"stage {s.name}: init='function_preserving' zeroes the new input slices that read the "
+                       "added tensors, and dropin.grown_slices='freeze' keeps them zero, so the added tensors would "
+                       "never get a gradient; use init='random' or grown_slices='train'")
     if s.checkpoint and i > 0:
       raise ValueError(f"stage {s.name}: only the first stage can load a checkpoint (later stages start from "
                        "an earlier stage via start_from)")
