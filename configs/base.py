@@ -116,6 +116,28 @@ def get_config():
   # updating every running buffer in train mode) or "freeze" (kept bit-identical with the frozen weights).
   config.dropin.batch_stats = "update"
 
+  # The device mesh over every device of every process (docs/scaling.md). data.batch_size and eval_batch_size are
+  # GLOBAL batches, split over all data x fsdp devices, so they must be multiples of the device count.
+  config.mesh = ml_collections.ConfigDict()
+  # Devices along the data-parallel axis; -1: every device fsdp leaves.
+  config.mesh.data = -1
+  # Devices along the FSDP axis: parameters and optimizer state are sharded over them (1: replicated everywhere).
+  config.mesh.fsdp = 1
+  # With fsdp > 1, tensors with fewer entries than this stay replicated (biases, norms, small kernels).
+  config.mesh.fsdp_min_size = 2 ** 16
+
+  config.distributed = ml_collections.ConfigDict()
+  # jax.distributed.initialize(): "auto" (when coordinator_address is set or SLURM / Open MPI / a TPU worker list is
+  # detected), "on" (always; JAX detects the rest: a Cloud TPU pod slice) or "off".
+  config.distributed.initialize = "auto"
+  # Coordinator "host:port" (process 0's address) for launchers JAX cannot detect; '' = detect.
+  config.distributed.coordinator_address = ""
+  # Number of processes and this process's index with coordinator_address; -1 = detect.
+  config.distributed.num_processes = -1
+  config.distributed.process_id = -1
+  # Cross-process collectives of the CPU backend (used only by CPU runs with several processes).
+  config.distributed.cpu_collectives = "gloo"
+
   # The stage whose best-by-dev model is exported to workdir/model for scoring ('' = the last stage).
   config.export_stage = ""
   # The stage list; each model config fills it with its recipe (see `stage`, `dropin_stages`, `plasticity_stages`).

@@ -28,9 +28,11 @@ import numpy as np
 
 from jaxplastic import checkpoints as ckpt_lib
 from jaxplastic import data as data_lib
+from jaxplastic import distributed
 from jaxplastic import evaluation
 from jaxplastic import models
 from jaxplastic import reporting
+from jaxplastic import sharding
 from jaxplastic import surgery
 from jaxplastic import train as train_lib
 from jaxplastic.data import audio
@@ -76,11 +78,12 @@ def width_changes(small: Mapping, big: Mapping) -> dict:
   return {k: v for k, v in big.items() if small.get(k) != v}
 
 
-def init_variables(model, rng, num_samples: int) -> dict:
-  """A fresh initialisation of `model` (all collections) for inputs of `num_samples` samples."""
+def init_variables(model, rng, num_samples: int, layout: sharding.Layout | None = None) -> dict:
+  """A fresh initialisation of `model` (all collections) for inputs of `num_samples` samples; with a `layout`,
+  computed directly into its shardings (each device initialises only its shards)."""
   dummy = jnp.zeros((2, num_samples), jnp.float32)
-  variables = jax.jit(lambda r: model.init({"params": r, "dropout": r}, dummy, train=False))(rng)
-  return surgery._to_dict(variables)
+  init = lambda r: surgery._to_dict(model.init({"params": r, "dropout": r}, dummy, train=False))
+  return sharding.apply(init, layout, rng) if layout is not None else jax.jit(init)(rng)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -88,11 +91,19 @@ def init_variables(model, rng, num_samples: int) -> dict:
 
 
 def score_split(eval_fn, state, split, config, max_batches: int = -1, skipped=None,
-                trim_silence_db: float | None = None) -> tuple[np.ndarray, float, float]:
+                trim_silence_db: float | None = None, layout: sharding.Layout | None = None
+                ) -> tuple[np.ndarray, float, float]:
   """Scores every utterance of `split` in protocol order -> (scores [N] (NaN where skipped, and reported in
-  `skipped`), mean loss, seconds per batch). `trim_silence_db` strips leading/trailing silence first."""
+  `skipped`), mean loss, seconds per batch). `trim_silence_db` strips leading/trailing silence first.
+
+  With several processes each scores its rows of every batch; the (index, score, mask) rows of all processes are
+  gathered at the end, so every process returns the scores of the whole split, each computed exactly as a single
+  process computes it.
+  """
+  layout = layout or sharding.single_device()
   scores = np.full(len(split.items), np.nan, np.float64)
-  loss_sum, count, seconds, batches = 0.0, 0.0, 0.0, 0
+  loss_sum, seconds, batches = 0.0, 0.0, 0
+  rows = {"index": [], "score": [], "mask": []}
   it = pipeline.batches(split, batch_size=config.data.eval_batch_size, num_samples=config.data.num_samples,
                         train=False, seed=config.seed, sample_rate=config.data.sample_rate,
                         prefetch_batches=config.data.prefetch_batches, num_threads=config.data.num_threads,
@@ -101,14 +112,22 @@ def score_split(eval_fn, state, split, config, max_batches: int = -1, skipped=No
   for batch in it:
     if 0 <= max_batches <= batches:
       break
+    batch = sharding.local_rows(batch)  # ADAPTER: the grain pipeline will yield only this process's rows
     t0 = time.perf_counter()
-    out = jax.device_get(eval_fn(state, {k: jnp.asarray(v) for k, v in batch.items() if k != "index"}))
+    out = eval_fn(state, sharding.global_batch({k: v for k, v in batch.items() if k != "index"}, layout))
+    score = sharding.local_part(out["score"])
     seconds += time.perf_counter() - t0
     batches += 1
-    keep = (batch["mask"] > 0) & (batch["index"] >= 0)
-    scores[batch["index"][keep]] = out["score"][keep]
-    loss_sum += float(out["loss_sum"])
-    count += float(batch["mask"].sum())
+    loss_sum += float(out["loss_sum"])  # replicated: the whole global batch's sum
+    for k, v in (("index", batch["index"]), ("score", score), ("mask", batch["mask"])):
+      rows[k].append(v)
+  if batches:
+    gathered = {k: sharding.gather_rows(np.concatenate(v)) for k, v in rows.items()}
+    keep = (gathered["mask"] > 0) & (gathered["index"] >= 0)
+    scores[gathered["index"][keep]] = gathered["score"][keep]
+    count = float(gathered["mask"].sum())
+  else:
+    count = 0.0
   return scores, loss_sum / max(count, 1.0), seconds / max(batches, 1)
 
 
@@ -188,6 +207,7 @@ class _Run:
   workdir: str
   stages: list
   splits: dict
+  layout: sharding.Layout
   writer: reporting.MetricWriter
   skipped: pipeline.SkipLog
   base_rng: Any
@@ -198,16 +218,23 @@ class _Run:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes) every stage of `config` in `workdir`; returns {'stages': [record, ...]}."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
+  distributed.initialize(config.distributed)  # before anything touches a device
   stages = validate(config)
+  layout = sharding.from_config(config.mesh)
+  layout.check_batch_size(config.data.batch_size, "config.data.batch_size")
+  layout.check_batch_size(config.data.eval_batch_size, "config.data.eval_batch_size")
+  primary = distributed.is_primary()
   os.makedirs(workdir, exist_ok=True)
-  ckpt_lib.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+  if primary:
+    ckpt_lib.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
   logging.info("devices: %s", jax.devices())
 
-  splits = {name: data_lib.load_split(config.data, name) for name in ("train", "dev", "eval")}
+  splits = _load_splits(config.data)
   for name, split in splits.items():
     logging.info("%s: %s", name, split.counts())
-  ctx = _Run(config=config, workdir=workdir, stages=stages, splits=splits, writer=reporting.MetricWriter(workdir),
-             skipped=pipeline.SkipLog(), base_rng=jax.random.PRNGKey(config.seed))
+  ctx = _Run(config=config, workdir=workdir, stages=stages, splits=splits, layout=layout,
+             writer=reporting.MetricWriter(workdir, enabled=primary), skipped=pipeline.SkipLog(),
+             base_rng=jax.random.PRNGKey(config.seed))
   records = []
   global_step = 0
   try:
@@ -221,20 +248,38 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   names = [st.name for st in stages]
   export = config.get("export_stage") or names[-1]
   rec = records[names.index(export)]
+  exported = sharding.to_host(ctx.results[export]["best"])  # a collective: every process takes part
+  summary = _summary(ctx, records, export)
+  if not primary:
+    return summary
   ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(ctx.results[export]["fields"]),
-                        variables=ctx.results[export]["best"],
+                        variables=exported,
                         info={"stage": export, "threshold": rec.get("dev", {}).get("eer_threshold"),
                               "corpus": config.data.corpus, "sample_rate": config.data.sample_rate,
                               "num_samples": config.data.num_samples, "pad": config.data.pad,
                               "dev_eer": rec.get("dev", {}).get("eer")})
-  best = min(records, key=lambda r: r.get("dev", {}).get("eer", float("inf")))
-  summary = {"stages": records, "exported_stage": export, "best_stage_by_dev": best["stage"],
-             "skipped_files": ctx.skipped.count, "skipped_paths": ctx.skipped.paths[:20]}
   ckpt_lib.write_json_atomic(os.path.join(workdir, "results.json"), summary)
   print(reporting.results_table(records))
   if ctx.skipped.count:
     print(f"skipped {ctx.skipped.count} unreadable files (data.skip_bad_files=True); first: {ctx.skipped.paths[:5]}")
   return summary
+
+
+def _summary(ctx: _Run, records: list, export: str) -> dict:
+  best = min(records, key=lambda r: r.get("dev", {}).get("eer", float("inf")))
+  return {"stages": records, "exported_stage": export, "best_stage_by_dev": best["stage"],
+          "skipped_files": ctx.skipped.count, "skipped_paths": ctx.skipped.paths[:20]}
+
+
+def _load_splits(data_config) -> dict:
+  """The three splits. Every process reads the same protocol files; the demo corpus is generated by the primary
+  process alone (the others wait for it), so several hosts never write the same files."""
+  if data_config.corpus == "demo" and not distributed.is_primary():
+    distributed.barrier("demo corpus generated")
+  splits = {name: data_lib.load_split(data_config, name) for name in ("train", "dev", "eval")}
+  if data_config.corpus == "demo" and distributed.is_primary():
+    distributed.barrier("demo corpus generated")
+  return splits
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -269,13 +314,19 @@ class _Stage:
     """This stage's initialisation key (fresh slices, fresh models)."""
     return jax.random.fold_in(self.run.base_rng, self.index)
 
+  @property
+  def layout(self) -> sharding.Layout:
+    return self.run.layout
+
   def meta(self, progress: train_lib.Progress) -> dict:
-    """The JSON saved with every checkpoint of this stage."""
+    """The JSON saved with every checkpoint of this stage (with the input pipeline's position)."""
     return {"stage": self.st.name, "stage_index": self.index, "model": self.fields, "trainable": self.st.trainable,
-            "origin": self.origin, "progress": progress.to_json()}
+            "origin": self.origin, "progress": progress.to_json(), "pipeline": _pipeline_state(progress)}
 
   def full_variables(self, state) -> dict:
-    return {"params": self.partition.merge(state.params, state.frozen), **state.model_state}
+    """The stage's whole variables (partition merged), computed under the mesh into the layout's shardings."""
+    merge = lambda params, frozen, model_state: {"params": self.partition.merge(params, frozen), **model_state}
+    return sharding.apply(merge, self.layout, state.params, state.frozen, state.model_state)
 
 
 def _run_stage(run: _Run, index: int, st, global_step: int) -> tuple[dict, dict]:
@@ -309,7 +360,7 @@ def _build(stage: _Stage, global_step: int, structure_only: bool) -> train_lib.T
   """
   config, st = stage.config, stage.st
   if structure_only:
-    variables = init_variables(stage.model, stage.rng, config.data.num_samples)
+    variables = init_variables(stage.model, stage.rng, config.data.num_samples, stage.layout)
   else:
     variables, stage.plan, stage.origin = _start_variables(stage)
   if st.trainable == "new":
@@ -326,7 +377,7 @@ def _build(stage: _Stage, global_step: int, structure_only: bool) -> train_lib.T
   else:
     stage.partition = surgery.Partition.everything()
   params = variables["params"]
-  trainable, frozen = stage.partition.split(params)
+  trainable = jax.eval_shape(stage.partition.split, params)[0]
   if st.reinit and st.trainable == "new":
     untrained = sorted(surgery.match_patterns(surgery.flatten(params), st.reinit, f"stage {st.name} reinit")
                        - set(surgery.flatten(trainable)))
@@ -336,11 +387,15 @@ def _build(stage: _Stage, global_step: int, structure_only: bool) -> train_lib.T
   tx = train_lib.make_optimizer(_stage_optim(config, st))
   model_state = {k: v for k, v in variables.items() if k != "params"}
   stage.total_params = surgery.count(params)
+  # Split, optimizer init and the state's copies run under the mesh: every leaf lands in the layout's sharding.
+  state = sharding.apply(
+      lambda p, m: train_lib.create_state(*stage.partition.split(p), m, tx, step=global_step), stage.layout,
+      params, model_state)
   stage.train_fn, stage.eval_fn = train_lib.jit_steps(
       model=stage.model, tx=tx, partition=stage.partition, plan=stage.plan, loss_name=config.optim.loss,
       class_weights=None if config.optim.class_weights is None else tuple(config.optim.class_weights),
-      base_rng=jax.random.fold_in(stage.run.base_rng, 1000 + stage.index))
-  return train_lib.create_state(trainable, frozen, model_state, tx, step=global_step)
+      base_rng=jax.random.fold_in(stage.run.base_rng, 1000 + stage.index), layout=stage.layout, state=state)
+  return state
 
 
 def _shape_plan(stage: _Stage) -> surgery.Plan:
@@ -357,10 +412,11 @@ def _start_variables(stage: _Stage) -> tuple[dict, surgery.Plan | None, str]:
   config, st, index = stage.config, stage.st, stage.index
   num_samples = config.data.num_samples
   # A fresh init of this stage's widths, computed once and only when needed (new slices, reinit, fresh starts).
-  fresh = functools.cache(lambda: init_variables(stage.model, stage.rng, num_samples))
+  fresh = functools.cache(lambda: init_variables(stage.model, stage.rng, num_samples, stage.layout))
   plan = None
   if index == 0 and st.checkpoint:
     meta, variables = ckpt_lib.load_export(_export_dir(st.checkpoint))
+    variables = sharding.put(variables, stage.layout)
     loaded = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
     if loaded != module_fields(stage.fields):
       raise ValueError(f"stage {st.name}: checkpoint {st.checkpoint} holds a model with fields "
@@ -384,7 +440,8 @@ def _start_variables(stage: _Stage) -> tuple[dict, surgery.Plan | None, str]:
                        "'grow' or 'prune'")
     elif st.kind == "grow":
       plan = surgery.make_plan(start, fresh(), what="grow")
-      variables = surgery.grow(start, fresh(), plan, init=st.init, output_axes=stage.spec.output_axes)
+      variables = sharding.apply(functools.partial(surgery.grow, plan=plan, init=st.init,
+                                                   output_axes=stage.spec.output_axes), stage.layout, start, fresh())
       logging.info("stage %s: grew %s\n%s", st.name, changes, plan.describe())
       origin = f"grow {changes} from {from_src} ({st.init})"
     else:
@@ -404,12 +461,16 @@ def _initialised(stage: _Stage, fresh) -> tuple[dict, str]:
   if not checkpoint:
     return fresh(), "fresh init"
   base = model_fields(config.model)
+  # The checkpoint's tensors are read on every host (a file), then placed on the mesh.
+  load = lambda fields, like: sharding.put(stage.spec.load_pretrained(checkpoint, fields, sharding.to_host(like)),
+                                           stage.layout)
   if module_fields(base) == module_fields(stage.fields):
-    return stage.spec.load_pretrained(checkpoint, module_fields(stage.fields), fresh()), f"pretrained {checkpoint}"
-  base_vars = init_variables(build(base), stage.rng, config.data.num_samples)
-  loaded = stage.spec.load_pretrained(checkpoint, module_fields(base), base_vars)
+    return load(module_fields(stage.fields), fresh()), f"pretrained {checkpoint}"
+  base_vars = init_variables(build(base), stage.rng, config.data.num_samples, stage.layout)
+  loaded = load(module_fields(base), base_vars)
   plan = surgery.make_plan(loaded, fresh(), what="grow")
-  grown = surgery.grow(loaded, fresh(), plan, init=st.init, output_axes=stage.spec.output_axes)
+  grown = sharding.apply(functools.partial(surgery.grow, plan=plan, init=st.init, output_axes=stage.spec.output_axes),
+                         stage.layout, loaded, fresh())
   return grown, f"pretrained {checkpoint} grown by {width_changes(base, stage.fields)} ({st.init})"
 
 
@@ -423,7 +484,7 @@ def _pruned(stage: _Stage, start: dict, big_fields: dict) -> dict:
     groups = {k: v for k, v in groups.items() if v}  # fields that change no shape (e.g. layerdrop) hold no units
     keep = surgery.keep_most_important(surgery.unit_importance(start, groups), plan, groups)
     logging.info("stage %s: importance pruning keeps %s", stage.st.name, {k: v.tolist() for k, v in keep.items()})
-  return surgery.prune(start, plan, keep=keep, groups=groups)
+  return sharding.apply(functools.partial(surgery.prune, plan=plan, keep=keep, groups=groups), stage.layout, start)
 
 
 def _reinit(st, variables: dict, fresh: dict) -> dict:
@@ -468,6 +529,9 @@ def _restore(stage: _Stage, state, global_step: int) -> tuple[train_lib.TrainSta
   if progress.step != int(state.step):  # one sync per restore: the host copy must describe these arrays
     raise ckpt_lib.CheckpointError(f"{ckpts.dir}/latest: progress says step {progress.step}, the state holds "
                                    f"{int(state.step)}")
+  if meta.get("pipeline", _pipeline_state(progress)) != _pipeline_state(progress):
+    raise ckpt_lib.CheckpointError(f"{ckpts.dir}/latest: the input pipeline's saved position {meta['pipeline']} "
+                                   f"does not match the progress record ({_pipeline_state(progress)})")
   stage.origin = meta.get("origin", stage.origin)
   logging.info("stage %s: resuming at global step %d (epoch %d, batch %d)", stage.st.name, progress.step,
                progress.epochs_done + 1, progress.step_in_epoch)
@@ -507,6 +571,12 @@ def _train(stage: _Stage, state, progress: train_lib.Progress):
   if stage.num_epochs > 0 and steps_per_epoch == 0:
     raise ValueError(f"training split has {len(train_split.items)} utterances, fewer than one batch of "
                      f"{config.data.batch_size}")
+  partial_rows = 0 if config.data.drop_last_train_batch else len(train_split.items) % config.data.batch_size
+  if stage.num_epochs > 0 and partial_rows and partial_rows % stage.layout.num_devices:
+    raise ValueError(f"the last training batch holds {partial_rows} utterances ({len(train_split.items)} % "
+                     f"config.data.batch_size {config.data.batch_size}), which cannot be split over "
+                     f"{stage.layout.num_devices} devices; set config.data.drop_last_train_batch=True or choose a "
+                     "batch size that leaves a multiple of the device count")
   logging.info("stage %s (%s, trainable=%s): %s; %d epochs x %d steps; compiling...", st.name, st.kind,
                st.trainable, stage.origin, stage.num_epochs, steps_per_epoch)
   eff = reporting.efficiency(state, total_params=stage.total_params)
@@ -531,6 +601,8 @@ def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_e
   config, st, run = stage.config, stage.st, stage.run
   epoch = progress.epochs_done
   offset = progress.step_in_epoch
+  # The position to start from is the checkpoint's pipeline state (`_pipeline_state`): until the grain pipeline
+  # lands, the number of batches of this epoch already trained.
   it = pipeline.batches(run.splits["train"], batch_size=config.data.batch_size, num_samples=config.data.num_samples,
                         train=True, seed=config.seed, epoch=epoch + 1000 * stage.index,
                         sample_rate=config.data.sample_rate, cache=_cache(config),
@@ -539,7 +611,7 @@ def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_e
                         pad=config.data.pad, train_crop=config.data.train_crop,
                         drop_last=config.data.drop_last_train_batch)
   bar = None
-  if config.train.progress:
+  if config.train.progress and distributed.is_primary():
     from tqdm import tqdm
     bar = tqdm(total=steps_per_epoch, initial=offset, desc=f"{st.name} epoch {epoch + 1}/{stage.num_epochs}",
                leave=False, dynamic_ncols=True)
@@ -548,7 +620,9 @@ def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_e
   for batch in it:
     if step_in_epoch >= steps_per_epoch:
       break
-    state, metrics = stage.train_fn(state, {k: v for k, v in batch.items() if k != "index"})
+    batch = sharding.local_rows(batch)  # ADAPTER: the grain pipeline will yield only this process's rows
+    state, metrics = stage.train_fn(state, sharding.global_batch(
+        {k: v for k, v in batch.items() if k != "index"}, stage.layout))
     pending.append(metrics)
     step_in_epoch += 1
     progress.step += 1
@@ -570,12 +644,12 @@ def _end_of_epoch(stage: _Stage, state, progress: train_lib.Progress):
   config, st, run = stage.config, stage.st, stage.run
   dev_split = run.splits["dev"]
   scores, dev_loss, _ = score_split(stage.eval_fn, state, dev_split, config, config.train.max_eval_batches,
-                                    run.skipped)
+                                    run.skipped, layout=stage.layout)
   m = metrics_for(dev_split, scores)
   progress = train_lib.plateau_update(progress, dev_loss, factor=config.optim.plateau_factor,
                                       patience=config.optim.plateau_patience)
   # A new scalar, never an alias of another leaf: the train step donates every buffer of the state.
-  state = state.replace(lr_scale=jnp.asarray(progress.lr_scale, jnp.float32))
+  state = state.replace(lr_scale=sharding.put(np.float32(progress.lr_scale), stage.layout))
   improved = m["eer"] < progress.best_dev_eer
   progress = dataclasses.replace(progress, epochs_done=progress.epochs_done + 1, epoch_start_step=progress.step)
   if improved:
@@ -602,6 +676,7 @@ def _finish(stage: _Stage, state, progress: train_lib.Progress, epoch_times, t0)
   sizes = {"eval_batch_size": config.data.eval_batch_size, "num_samples": config.data.num_samples}
   if stage.num_epochs > 0:
     record.update(reporting.step_times(stage.train_fn, stage.eval_fn, state, batch_size=config.data.batch_size,
+                                       put_batch=functools.partial(_synthetic_global, layout=stage.layout),
                                        **sizes))
   trains = stage.num_epochs > 0
   record.update(reporting.stage_memory(state, eval_fn=stage.eval_fn, train_fn=stage.train_fn if trains else None,
@@ -615,25 +690,38 @@ def _finish(stage: _Stage, state, progress: train_lib.Progress, epoch_times, t0)
     for split_name in split_names:
       split = run.splits[split_name]
       scores, _, sec = score_split(stage.eval_fn, best_state, split, config, config.train.max_eval_batches,
-                                   run.skipped, trim_silence_db=trim_db)
+                                   run.skipped, trim_silence_db=trim_db, layout=stage.layout)
       m = metrics_for(split, scores)
       key = split_name + suffix
       record[key] = m
       ok = np.isfinite(scores)
-      os.makedirs(os.path.join(run.workdir, "scores"), exist_ok=True)
-      evaluation.write_score_file(
-          os.path.join(run.workdir, "scores", f"{stage.index}_{st.name}_{key}.txt"),
-          [it.utt_id for it, k in zip(split.items, ok) if k], [it.attack for it, k in zip(split.items, ok) if k],
-          split.labels()[ok], scores[ok])
+      if distributed.is_primary():
+        os.makedirs(os.path.join(run.workdir, "scores"), exist_ok=True)
+        evaluation.write_score_file(
+            os.path.join(run.workdir, "scores", f"{stage.index}_{st.name}_{key}.txt"),
+            [it.utt_id for it, k in zip(split.items, ok) if k], [it.attack for it, k in zip(split.items, ok) if k],
+            split.labels()[ok], scores[ok])
       run.writer.write(progress.step, st.name, key, {k: v for k, v in m.items() if k != "per_attack"})
       if key == "eval":
         record["eval_seconds_per_batch"] = sec
   record["eval_wall_seconds"] = time.perf_counter() - eval_t0
   # Wall time of this stage in this process (a resumed stage counts only the part after the restart).
   record["stage_seconds"] = time.perf_counter() - t0
-  stage.ckpts.mark_done(record)
+  if distributed.is_primary():
+    stage.ckpts.mark_done(record)
   return record, {"fields": stage.fields, "best": stage.full_variables(best_state),
                   "last": stage.full_variables(state)}
+
+
+def _pipeline_state(progress: train_lib.Progress) -> dict:
+  """The input pipeline's position at `progress.step`, saved in every checkpoint's JSON meta. Until the grain
+  pipeline lands (its iterator state goes here), the position is the number of this epoch's batches trained."""
+  return {"format": "start_batch", "start_batch": progress.step_in_epoch}
+
+
+def _synthetic_global(batch: dict, layout: sharding.Layout) -> dict:
+  """A synthetic global batch (every process builds the same one) as arrays split over the mesh."""
+  return sharding.global_batch(sharding.local_rows({k: np.asarray(v) for k, v in batch.items()}), layout)
 
 
 def _flush(pending, step, stage: _Stage, bar):

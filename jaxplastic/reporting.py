@@ -17,11 +17,15 @@ from jaxplastic import surgery
 
 class MetricWriter:
   """Appends `{"step": ..., "stage": ..., key: value}` lines to `workdir/metrics.jsonl` and mirrors scalars to
-  TensorBoard event files in `workdir/tensorboard/` when tensorboardX is installed."""
+  TensorBoard event files in `workdir/tensorboard/` when tensorboardX is installed. `enabled=False` (every process
+  but the primary one) writes nothing and touches no file."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.enabled = enabled
     self._tb = None
+    if not enabled:
+      return
     try:
       from tensorboardX import SummaryWriter  # optional extra
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
@@ -29,6 +33,8 @@ class MetricWriter:
       pass
 
   def write(self, step: int, stage: str, prefix: str, values: Mapping[str, Any]) -> None:
+    if not self.enabled:
+      return
     clean = {f"{prefix}/{k}": _to_py(v) for k, v in values.items()}
     with open(self.path, "a") as f:
       f.write(json.dumps({"step": int(step), "stage": stage, **clean}, default=_to_py) + "\n")
@@ -76,7 +82,8 @@ PEAK_MEMORY_KIND = "compiled step: arguments + outputs + temporaries - aliased (
 
 
 def compiled_memory(jitted: Callable, *args) -> dict | None:
-  """Device bytes XLA assigns to one call of `jitted` on arguments shaped like `args` (compiled, never run).
+  """Device bytes XLA assigns to one call of `jitted` on arguments shaped like `args` (compiled, never run); for a
+  step compiled for a mesh, the bytes of one device (its shards of the arguments and outputs).
 
   `peak_bytes` = arguments + outputs + temporaries - aliased: the arguments (state and batch) are live for the whole
   call, outputs get their own buffers except those aliased to donated arguments (the new state reuses the old
@@ -130,13 +137,14 @@ def synthetic_batch(batch_size: int, num_samples: int, rng: np.random.Generator 
 
 
 def step_times(train_fn, eval_fn, state, *, batch_size: int, eval_batch_size: int, num_samples: int,
-               repeats: int = 5) -> dict:
+               repeats: int = 5, put_batch: Callable[[dict], dict] = lambda b: b) -> dict:
   """Step time (forward + backward + update) and eval time per batch on fixed synthetic batches of the real shapes,
-  blocking on each call, so the numbers are compute only (no input pipeline). `state` is not donated."""
-  batch = synthetic_batch(batch_size, num_samples, np.random.default_rng(0))
+  blocking on each call, so the numbers are compute only (no input pipeline). `state` is not donated.
+  `put_batch` places a (global) batch where the steps expect it (`sharding.global_batch` on a mesh)."""
+  batch = put_batch(synthetic_batch(batch_size, num_samples, np.random.default_rng(0)))
   scratch = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), state)
   step_s = time_calls(train_fn, lambda: (scratch, batch), repeats, carry=True)
-  ebatch = synthetic_batch(eval_batch_size, num_samples)
+  ebatch = put_batch(synthetic_batch(eval_batch_size, num_samples))
   eval_s = time_calls(eval_fn, lambda: (state, ebatch), repeats)
   return {"step_seconds": step_s, "eval_batch_seconds": eval_s}
 

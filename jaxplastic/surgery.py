@@ -12,12 +12,17 @@ originals, optionally the new slices of grown tensors, and zero blocks through w
 new ones), so that during dropin only the trainable blocks are differentiated and carry optimizer state;
 `dropin_optimizer` is the same split as an `optax.multi_transform` for a training loop of one's own.
 
+Every array operation is jax.numpy, so surgery also runs on arrays spread over many devices and processes: inside
+`jax.jit` with output shardings (`sharding.apply`) each device computes only its own shards and no host ever holds
+a whole tensor.
+
 Paths are '/'-joined and include the collection: `params/stage2/block1/conv1/kernel`, `batch_stats/...`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -27,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import traverse_util
+from jax.experimental import multihost_utils
 
 PyTree = Any
 
@@ -226,31 +232,31 @@ def grow(variables: Mapping, fresh: Mapping, plan: Plan, *, init: str = "random"
     if path not in small:
       out[path] = target
       continue
-    old = np.asarray(small[path])
+    old = small[path]
     if path not in plan.grown:
       out[path] = old
       continue
-    value = np.array(target, dtype=old.dtype)
+    value = jnp.asarray(target, dtype=old.dtype)
     if init == "function_preserving":
-      value[_new_to_old_mask(old.shape, target.shape, _num_output_axes(path, old.ndim, rules))] = 0
-    value[tuple(slice(0, n) for n in old.shape)] = old
-    out[path] = value
+      cut = _new_to_old_mask(old.shape, target.shape, _num_output_axes(path, old.ndim, rules))
+      value = jnp.where(cut, jnp.zeros((), value.dtype), value)
+    out[path] = jax.lax.dynamic_update_slice(value, jnp.asarray(old), (0,) * old.ndim)
   return unflatten(out)
 
 
-def _new_to_old_mask(small: tuple, big: tuple, num_out: int) -> np.ndarray:
+def _new_to_old_mask(small: tuple, big: tuple, num_out: int) -> jax.Array:
   """True where some input index is new and every output index is old: the entries through which new units would
-  change old ones."""
+  change old ones. Built from per-axis comparisons (broadcast, never a constant the size of the tensor)."""
   ndim = len(big)
   num_in = ndim - num_out
   if num_in <= 0:
-    return np.zeros(big, bool)
-  new_in = np.zeros(big, bool)
-  old_out = np.ones(big, bool)
+    return jnp.zeros((1,) * ndim, bool)
+  new_in = jnp.zeros((1,) * ndim, bool)
+  old_out = jnp.ones((1,) * ndim, bool)
   for axis in range(ndim):
     shape = [1] * ndim
     shape[axis] = big[axis]
-    is_new = (np.arange(big[axis]) >= small[axis]).reshape(shape)
+    is_new = (jnp.arange(big[axis]) >= small[axis]).reshape(shape)
     if axis < num_in:
       new_in = new_in | is_new
     else:
@@ -290,10 +296,12 @@ def prune(variables: Mapping, plan: Plan, keep: Mapping[str, Sequence[int]] | No
         index[(path, axis)] = idx
   out = {}
   for path, shape in plan.small.items():
-    value = np.asarray(big[path])
+    value = big[path]
     for axis in plan.grown.get(path, ()):
-      idx = index.get((path, axis), np.arange(shape[axis]))
-      value = np.take(value, idx, axis=axis)
+      if (path, axis) in index:
+        value = jnp.take(value, jnp.asarray(index[(path, axis)]), axis=axis)
+      else:
+        value = jax.lax.slice_in_dim(value, 0, shape[axis], axis=axis)
     out[path] = value
   return unflatten(out)
 
@@ -312,14 +320,28 @@ def unit_importance(variables: Mapping, groups: Mapping[str, Sequence[tuple[str,
     for path, axis in members:
       if not path.startswith(collection + "/"):
         continue
-      w = np.asarray(flat[path], np.float64)
-      sq = np.moveaxis(w ** 2, axis, 0).reshape(w.shape[axis], -1).sum(1)
-      sq = sq / max(float(np.mean(w ** 2)), 1e-30)
+      per_unit, mean_sq = (_fetch(x) for x in _unit_squares(flat[path], axis))
+      sq = per_unit.astype(np.float64) / max(float(mean_sq), 1e-30)
       total = sq if total is None else total + sq
     if total is None:
       raise SurgeryError(f"width group {name} has no tensor in collection {collection!r}")
     scores[name] = total
   return scores
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _unit_squares(w, axis: int):
+  """(sum of squares of each unit's slice along `axis`, mean square), in float32 on the devices that hold `w`:
+  only these small results leave them."""
+  sq = jnp.square(jnp.asarray(w, jnp.float32))
+  return jnp.sum(sq, axis=tuple(a for a in range(sq.ndim) if a != axis)), jnp.mean(sq)
+
+
+def _fetch(x) -> np.ndarray:
+  """A small array to the host, also when it spans several processes' devices (every process must call this)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
 
 
 def keep_most_important(scores: Mapping[str, np.ndarray], plan: Plan,

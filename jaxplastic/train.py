@@ -160,7 +160,6 @@ def example_weights(labels, mask, class_weights):
 # Steps.
 
 
-
 def _apply(model, variables, audio, train, rng):
   mutable = [k for k in variables if k != "params"] if train else False
   rngs = {"dropout": rng} if train else None
@@ -230,12 +229,27 @@ def plateau_update(progress: Progress, dev_loss: float, *, factor: float, patien
   return dataclasses.replace(progress, plateau_bad_epochs=bad)
 
 
-def jit_steps(*, model, tx, partition, plan, loss_name: str, class_weights, base_rng) -> tuple[Callable, Callable]:
-  """The jitted train and eval steps of one stage (the state buffer is donated to the train step)."""
+def jit_steps(*, model, tx, partition, plan, loss_name: str, class_weights, base_rng, layout=None,
+              state: TrainState | None = None) -> tuple[Callable, Callable]:
+  """The jitted train and eval steps of one stage (the state buffer is donated to the train step).
+
+  With a `sharding.Layout` and the stage's `state` (arrays or shapes), the same steps are compiled for the mesh:
+  the state keeps the layout's shardings in and out, a batch is split over every device along its first axis,
+  metrics and the eval loss sum come back replicated and eval scores split like the batch. XLA inserts the
+  collectives (gradient all-reduce; all-gathers of FSDP-sharded parameters).
+  """
   if loss_name not in LOSSES:
     raise ValueError(f"optim.loss must be one of {sorted(LOSSES)}, got {loss_name!r}")
-  train = jax.jit(functools.partial(train_step, model=model, tx=tx, partition=partition, plan=plan,
-                                    loss_name=loss_name, class_weights=class_weights, base_rng=base_rng),
+  train = functools.partial(train_step, model=model, tx=tx, partition=partition, plan=plan, loss_name=loss_name,
+                            class_weights=class_weights, base_rng=base_rng)
+  evaluate = functools.partial(eval_step, model=model, partition=partition, loss_name=loss_name)
+  if layout is None:
+    return jax.jit(train, donate_argnums=0), jax.jit(evaluate)
+  if state is None:
+    raise ValueError("jit_steps: a layout needs the state (arrays or shapes) to place")
+  state_sh = layout.tree(state)
+  train = jax.jit(train, in_shardings=(state_sh, layout.batch), out_shardings=(state_sh, layout.replicated),
                   donate_argnums=0)
-  evaluate = jax.jit(functools.partial(eval_step, model=model, partition=partition, loss_name=loss_name))
+  evaluate = jax.jit(evaluate, in_shardings=(state_sh, layout.batch),
+                     out_shardings={"score": layout.batch, "loss_sum": layout.replicated})
   return train, evaluate
