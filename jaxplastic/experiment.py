@@ -325,8 +325,7 @@ class _Stage:
 
   def full_variables(self, state) -> dict:
     """The stage's whole variables (partition merged), computed under the mesh into the layout's shardings."""
-    merge = lambda params, frozen, model_state: {"params": self.partition.merge(params, frozen), **model_state}
-    return sharding.apply(merge, self.layout, state.params, state.frozen, state.model_state)
+    return sharding.apply(self.partition.merge_variables, self.layout, state.params, state.frozen, state.model_state)
 
 
 def _run_stage(run: _Run, index: int, st, global_step: int) -> tuple[dict, dict]:
@@ -680,7 +679,8 @@ def _finish(stage: _Stage, state, progress: train_lib.Progress, epoch_times, t0)
                                        **sizes))
   trains = stage.num_epochs > 0
   record.update(reporting.stage_memory(state, eval_fn=stage.eval_fn, train_fn=stage.train_fn if trains else None,
-                                       batch_size=config.data.batch_size, **sizes))
+                                       batch_size=config.data.batch_size,
+                                       put_batch=functools.partial(_synthetic_global, layout=stage.layout), **sizes))
   eval_t0 = time.perf_counter()
   split_names = ("dev", "eval") if config.train.eval_at_stage_end else ("dev",)
   variants = [("", None)]

@@ -94,7 +94,10 @@ def compiled_memory(jitted: Callable, *args) -> dict | None:
   backend reports one (it may be lower: it frees arguments after their last use). Generated code is not counted.
   None when the backend gives no analysis.
   """
-  abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), args)
+  # With each argument's sharding the lowering is the one the calls used, so a step that already ran is not
+  # compiled again.
+  abstract = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=getattr(x, "sharding", None)), args)
   stats = jitted.lower(*abstract).compile().memory_analysis()
   if stats is None:
     return None
@@ -150,16 +153,17 @@ def step_times(train_fn, eval_fn, state, *, batch_size: int, eval_batch_size: in
 
 
 def stage_memory(state, *, eval_fn, eval_batch_size: int, num_samples: int, train_fn=None,
-                 batch_size: int | None = None) -> dict:
+                 batch_size: int | None = None, put_batch: Callable[[dict], dict] = lambda b: b) -> dict:
   """A stage's own peak memory: the larger of its compiled eval step and (if it trains) train step, by
   `compiled_memory`; plus the device allocator's statistics where the backend keeps them (`device_memory`).
 
   Returns the record keys `peak_memory_bytes`, `peak_memory_kind` (PEAK_MEMORY_KIND), `memory` (each step's
-  breakdown) and `device_memory`.
+  breakdown) and `device_memory`. `put_batch` as in `step_times`: batches placed as the steps' calls place them
+  reuse the compiled steps.
   """
-  steps = {"eval_step": compiled_memory(eval_fn, state, synthetic_batch(eval_batch_size, num_samples))}
+  steps = {"eval_step": compiled_memory(eval_fn, state, put_batch(synthetic_batch(eval_batch_size, num_samples)))}
   if train_fn is not None:
-    steps["train_step"] = compiled_memory(train_fn, state, synthetic_batch(batch_size, num_samples))
+    steps["train_step"] = compiled_memory(train_fn, state, put_batch(synthetic_batch(batch_size, num_samples)))
   peaks = [m["peak_bytes"] for m in steps.values() if m is not None]
   return {"peak_memory_bytes": max(peaks) if peaks else None,
           "peak_memory_kind": PEAK_MEMORY_KIND if peaks else None,

@@ -18,6 +18,7 @@ devices by process), which is what the pipeline gives each process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from typing import Any, Callable, Mapping
@@ -151,10 +152,18 @@ def put(tree: PyTree, layout: Layout) -> PyTree:
 def apply(fn: Callable[..., PyTree], layout: Layout, *args) -> PyTree:
   """`fn(*args)` compiled under the mesh, every output placed by the rule (surgery, initialisation, splitting).
 
-  The outputs are computed shard by shard on the devices; no host ever holds a whole tensor.
+  The outputs are computed shard by shard on the devices; no host ever holds a whole tensor. A hashable `fn` that
+  compares equal across calls (a module function, a bound method of a frozen dataclass) is compiled once per shape.
   """
-  abstract = jax.eval_shape(fn, *args)
-  return jax.jit(fn, out_shardings=layout.tree(abstract))(*args)
+  return _placed(fn, layout)(*args)
+
+
+@functools.lru_cache(maxsize=32)
+def _placed(fn: Callable[..., PyTree], layout: Layout) -> Callable[..., PyTree]:
+  def placed(*args):
+    out = fn(*args)
+    return jax.tree_util.tree_map(lambda x: jax.lax.with_sharding_constraint(x, layout.leaf(x)), out)
+  return jax.jit(placed)
 
 
 def to_host(tree: PyTree) -> PyTree:

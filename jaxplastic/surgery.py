@@ -575,6 +575,10 @@ class Partition:
       out[path] = value
     return unflatten(out)
 
+  def merge_variables(self, trainable: Mapping, frozen: Mapping, model_state: Mapping) -> dict:
+    """(trainable, frozen, other collections) -> the model's whole variables {'params': ..., **model_state}."""
+    return {"params": self.merge(trainable, frozen), **model_state}
+
   def split_tree(self, params: Mapping) -> dict:
     """Full `params` -> {'trainable': ..., 'frozen': ...}: one tree for a training loop of one's own, optimised by
     `dropin_optimizer` (labels come from the two top-level keys)."""
