@@ -18,15 +18,16 @@ Layout (the config argument, `configs/la_wav2vec.py:<layout>`):
   parallel  (default, the authors') a new encoder layer beside layer 5 reads the same hidden states;
             the two outputs are concatenated (1536) and projected back to 768 by a new Linear
             (`model.parallel_layers`, index 5 set to 1): 8,268,288 new parameters (layer 7,087,872 +
-            merge 1,180,416). Only they and the fresh head (197,378) train: 8,465,666.
+            merge 1,180,416). Only they and the fresh head (197,378) train: 8,465,666 of 102,837,378.
   widen     our generic widening of layer 5 in place: attention heads 12 -> 24 (head width stays 64)
-            and FFN 3072 -> 6144 (`model.num_heads`, `model.ffn_dims`), no projection; the new slices
-            and the head train.
+            and FFN 3072 -> 6144 (`model.num_heads`, `model.ffn_dims`), no projection; the 7,083,264
+            new slices and the head train: 7,280,642 of 101,652,354.
 e.g. python run.py --config=configs/la_wav2vec.py:widen ... (as above)
 
-The unfrozen comparison (the same grown model, everything but the feature encoder trainable) starts,
-as the authors', from the pretrained checkpoint rather than the fine-tuned baseline
-(`unfrozen_start="init"`: the parallel layer, its merge and the head fresh), and runs last.
+The unfrozen comparison (the same grown model, everything but the feature encoder trainable:
+98,636,930 parameters in the parallel layout) starts, as the authors', from the pretrained checkpoint
+rather than the fine-tuned baseline (`unfrozen_start="init"`: the parallel layer, its merge and the
+head fresh), and runs last.
 
 The convolutional feature encoder is frozen throughout (`freeze_feature_encoder`), as usual when
 fine-tuning wav2vec 2.0 (transformers' `freeze_feature_encoder()`): it is kept out of the optimizer
