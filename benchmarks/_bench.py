@@ -2,8 +2,8 @@
 
 Every script records the load average before and after its timings and the process CPU time of
 each side, and marks its rows LOADED when the machine was not idle (1-min load average above
-`IDLE_LOAD` before or after): under load, multi-threaded PyTorch spin-waits and degrades far more
-than XLA, so ratios from a loaded run are not comparable with idle ones. For each train step the
+`IDLE_LOAD` before, or other processes busy during the run): under load, multi-threaded PyTorch
+spin-waits and degrades far more than XLA, so ratios from a loaded run are not comparable with idle ones. For each train step the
 scripts print XLA's FLOP count (`cost_analysis()`) and the achieved GFLOP/s of both sides next to
 the machine's measured float32 matmul peak (JAX and PyTorch, same run).
 
@@ -58,21 +58,45 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
   return dict(XLA_CPU_OPTIONS)
 
 
+def busy_seconds() -> float | None:
+  """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None elsewhere."""
+  try:
+    with open("/proc/stat") as f:
+      fields = [int(v) for v in f.readline().split()[1:]]
+  except (OSError, ValueError):
+    return None
+  idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+  return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+  t = os.times()
+  return t.user + t.system + t.children_user + t.children_system
+
+
 class LoadWatch:
-  """Load average at construction and at `close()`; `label` is 'LOADED' unless both were idle."""
+  """Was the machine idle apart from us? The 1-min load average before the run, and the cores other processes kept
+  busy during it (/proc/stat minus this process's CPU time): the load average after a run counts our own threads,
+  so it cannot tell. `label` is 'LOADED' unless both stayed under `IDLE_LOAD`."""
 
   def __init__(self):
     self.before = os.getloadavg()
     self.after: tuple[float, float, float] | None = None
+    self._start = (time.perf_counter(), busy_seconds(), own_seconds())
+    self.other_cores: float | None = None
 
   def close(self) -> str:
     self.after = os.getloadavg()
+    wall0, busy0, own0 = self._start
+    busy1 = busy_seconds()
+    if busy0 is not None and busy1 is not None:
+      wall = max(time.perf_counter() - wall0, 1e-9)
+      self.other_cores = max(0.0, ((busy1 - busy0) - (own_seconds() - own0)) / wall)
     return self.label
 
   @property
   def idle(self) -> bool:
-    loads = [self.before[0]] + ([self.after[0]] if self.after else [])
-    return max(loads) <= IDLE_LOAD
+    return self.before[0] <= IDLE_LOAD and (self.other_cores or 0.0) <= IDLE_LOAD
 
   @property
   def label(self) -> str:
@@ -80,10 +104,12 @@ class LoadWatch:
 
   def report(self) -> str:
     fmt = lambda l: "/".join(f"{v:.2f}" for v in l) if l else "-"
-    line = f"load average (1/5/15 min): before {fmt(self.before)}, after {fmt(self.after)}"
+    others = "-" if self.other_cores is None else f"{self.other_cores:.2f}"
+    line = (f"load average (1/5/15 min): before {fmt(self.before)}, after {fmt(self.after)} (after includes this "
+            f"run's own threads); cores other processes kept busy during the run: {others}")
     if not self.idle:
-      line += (f"\n!!! LOADED: the 1-min load average exceeded {IDLE_LOAD} (other jobs were "
-               "running). Absolute times and ours/PyTorch ratios from this run are NOT idle "
+      line += (f"\n!!! LOADED: the 1-min load average before the run or other processes' CPU use exceeded "
+               f"{IDLE_LOAD}. Absolute times and ours/PyTorch ratios from this run are NOT idle "
                "numbers; rows are marked LOADED. Re-run on an idle machine.")
     return line
 
