@@ -74,10 +74,14 @@ def own_seconds() -> float:
   return t.user + t.system + t.children_user + t.children_system
 
 
+# The load average when the benchmark process started: later load averages count its own earlier sections.
+START_LOAD = os.getloadavg()
+
+
 class LoadWatch:
-  """Was the machine idle apart from us? The 1-min load average before the run, and the cores other processes kept
-  busy during it (/proc/stat minus this process's CPU time): the load average after a run counts our own threads,
-  so it cannot tell. `label` is 'LOADED' unless both stayed under `IDLE_LOAD`."""
+  """Was the machine idle apart from us? The 1-min load average when the process started, and the cores other
+  processes kept busy during this section (/proc/stat minus this process's CPU time): a load average taken after
+  our own work counts our threads, so it cannot tell. `label` is 'LOADED' unless both stayed under `IDLE_LOAD`."""
 
   def __init__(self):
     self.before = os.getloadavg()
@@ -96,7 +100,7 @@ class LoadWatch:
 
   @property
   def idle(self) -> bool:
-    return self.before[0] <= IDLE_LOAD and (self.other_cores or 0.0) <= IDLE_LOAD
+    return START_LOAD[0] <= IDLE_LOAD and (self.other_cores or 0.0) <= IDLE_LOAD
 
   @property
   def label(self) -> str:
@@ -105,10 +109,11 @@ class LoadWatch:
   def report(self) -> str:
     fmt = lambda l: "/".join(f"{v:.2f}" for v in l) if l else "-"
     others = "-" if self.other_cores is None else f"{self.other_cores:.2f}"
-    line = (f"load average (1/5/15 min): before {fmt(self.before)}, after {fmt(self.after)} (after includes this "
-            f"run's own threads); cores other processes kept busy during the run: {others}")
+    line = (f"load average (1/5/15 min): at process start {fmt(START_LOAD)}, before {fmt(self.before)}, after "
+            f"{fmt(self.after)} (these two count this process's own threads); cores other processes kept busy "
+            f"during it: {others}")
     if not self.idle:
-      line += (f"\n!!! LOADED: the 1-min load average before the run or other processes' CPU use exceeded "
+      line += (f"\n!!! LOADED: the 1-min load average at process start or other processes' CPU use exceeded "
                f"{IDLE_LOAD}. Absolute times and ours/PyTorch ratios from this run are NOT idle "
                "numbers; rows are marked LOADED. Re-run on an idle machine.")
     return line
