@@ -1,14 +1,14 @@
 """Shared helpers for the benchmark scripts: honest timing on a possibly shared machine.
 
 Every script records the load average before and after its timings and the process CPU time of
-each side, and marks its rows LOADED when the machine was not idle (1-min load average above
-`IDLE_LOAD` before, or other processes busy during the run): under load, multi-threaded PyTorch
-spin-waits and degrades far more than XLA, so ratios from a loaded run are not comparable with idle ones. For each train step the
+each side, and marks its rows LOADED when other processes kept more than `IDLE_LOAD` cores busy
+while it timed: under load, multi-threaded PyTorch spin-waits and degrades far more than XLA, so
+ratios from a loaded run are not comparable with idle ones. For each train step the
 scripts print XLA's FLOP count (`cost_analysis()`) and the achieved GFLOP/s of both sides next to
 the machine's measured float32 matmul peak (JAX and PyTorch, same run).
 
-`XLA_CPU_OPTIONS` are the XLA:CPU compiler options the benchmarks' "ours" rows use (pass them as
-`jax.jit(..., compiler_options=compiler_options())`); each one was measured (benchmarks/README.md).
+`XLA_CPU_OPTIONS` are the XLA:CPU compiler options the library's ResNet-18 steps and the benchmarks' "ours" rows use
+(`jax.jit(..., compiler_options=compiler_options())`); each one was measured (benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -30,32 +30,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxplastic import models  # the scripts put the repository root on sys.path first
+from jaxplastic import train as train_lib
+
 # 1-min load average above which a run counts as LOADED.
 IDLE_LOAD = 0.5
 
-# XLA:CPU (jax 0.10.2) sends convolutions to YNNPACK by default; its weight-gradient convolutions
-# are 2-4x slower than XLA's own (Eigen) kernels at ResNet-18's shapes, while forward and
-# input-gradient convolutions are on par. Keeping YNNPACK for dots and reductions (the default
-# list without INDIVIDUAL_CONVOLUTION) takes ~15 % off a ResNet-18 train step's CPU time.
-XLA_CPU_OPTIONS = {
-    "xla_cpu_experimental_ynn_fusion_type":
-        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
-}
+# The XLA:CPU options the library compiles ResNet-18's steps with (`ModelSpec.xla_cpu_options`); the benchmarks'
+# "ours" rows use them for every model, and the "XLA default options" rows show each model without them.
+XLA_CPU_OPTIONS = models.CONV_XLA_CPU_OPTIONS
 
 
 def compiler_options(backend: str | None = None) -> dict[str, Any]:
-  """`XLA_CPU_OPTIONS` on the CPU backend, nothing elsewhere (for `jax.jit(compiler_options=)`).
-
-  Options this XLA does not know (another jax version) are dropped with a warning.
-  """
-  if (backend or jax.default_backend()) != "cpu":
-    return {}
-  try:
-    jax.jit(lambda x: x + 1).lower(jnp.zeros(2)).compile(compiler_options=XLA_CPU_OPTIONS)
-  except Exception as e:  # pylint: disable=broad-except
-    print(f"WARNING: this jax ({jax.__version__}) rejects {XLA_CPU_OPTIONS}: {e}; using none")
-    return {}
-  return dict(XLA_CPU_OPTIONS)
+  """`XLA_CPU_OPTIONS` on the CPU backend, nothing elsewhere, as `jaxplastic.train.jit_steps` compiles them."""
+  return train_lib.compiler_options(XLA_CPU_OPTIONS, backend)
 
 
 def busy_seconds() -> float | None:
@@ -79,9 +67,10 @@ START_LOAD = os.getloadavg()
 
 
 class LoadWatch:
-  """Was the machine idle apart from us? The 1-min load average when the process started, and the cores other
-  processes kept busy during this section (/proc/stat minus this process's CPU time): a load average taken after
-  our own work counts our threads, so it cannot tell. `label` is 'LOADED' unless both stayed under `IDLE_LOAD`."""
+  """Was the machine idle apart from us? The cores other processes kept busy during this section (/proc/stat minus
+  this process's CPU time; where there is no /proc/stat, the 1-min load average when the process started): a load
+  average counts our own threads (even the imports before the first timing), so it cannot tell. `label` is
+  'LOADED' when that exceeded `IDLE_LOAD`."""
 
   def __init__(self):
     self.before = os.getloadavg()
@@ -100,7 +89,9 @@ class LoadWatch:
 
   @property
   def idle(self) -> bool:
-    return START_LOAD[0] <= IDLE_LOAD and (self.other_cores or 0.0) <= IDLE_LOAD
+    if self.other_cores is not None:  # what competed with the timed work
+      return self.other_cores <= IDLE_LOAD
+    return START_LOAD[0] <= IDLE_LOAD  # no /proc/stat: the load average before our own work
 
   @property
   def label(self) -> str:
@@ -113,7 +104,7 @@ class LoadWatch:
             f"{fmt(self.after)} (these two count this process's own threads); cores other processes kept busy "
             f"during it: {others}")
     if not self.idle:
-      line += (f"\n!!! LOADED: the 1-min load average at process start or other processes' CPU use exceeded "
+      line += (f"\n!!! LOADED: other processes' CPU use exceeded "
                f"{IDLE_LOAD}. Absolute times and ours/PyTorch ratios from this run are NOT idle "
                "numbers; rows are marked LOADED. Re-run on an idle machine.")
     return line

@@ -22,8 +22,8 @@ authors' parallel ResNet layout's frozen step <= 0.5 x the unfrozen one; every l
 
 Load: the 1-minute load average before and after the run, the process's CPU seconds against wall seconds, and per
 step the other processes' CPU use while it was timed (cores busy outside this process, from /proc/stat and
-os.times()). A row is marked LOADED when that exceeded `--loaded-cores` (0.5) or the load average before the run
-did: its times are not an idle machine's. FLOPs, memory and parameter counts do not depend on load.
+os.times()). A row is marked LOADED when that exceeded `--loaded-cores` (0.5) (without /proc/stat: the load
+average before the run): its times are not an idle machine's. FLOPs, memory and parameter counts do not depend on load.
 """
 
 from __future__ import annotations
@@ -168,7 +168,8 @@ class Step:
     self.state = train_lib.create_state(trainable, frozen, {k: v for k, v in variables.items() if k != "params"}, tx)
     train_fn, _ = train_lib.jit_steps(model=model, tx=tx, partition=partition, plan=plan,
                                       loss_name=config.optim.loss, class_weights=None,
-                                      base_rng=jax.random.PRNGKey(0))
+                                      base_rng=jax.random.PRNGKey(0),
+                                      xla_cpu_options=models.spec_of(config.model.name).xla_cpu_options)
     self.batch = batch
     self.params = surgery.count(variables["params"])
     self.trainable = surgery.count(trainable)
@@ -267,7 +268,8 @@ def main():
       s = distinct[key]
       ms = 1e3 * statistics.median(s.clock.wall)
       foreign = s.clock.foreign_cores()
-      loaded = load_before[0] > args.loaded_cores or (foreign is not None and foreign > args.loaded_cores)
+      # Other processes' CPU while this step was timed; the load average counts our own threads (and imports).
+      loaded = (foreign if foreign is not None else load_before[0]) > args.loaded_cores
       grown = variant != "baseline"
       step_ratio = ms / (1e3 * statistics.median(unfrozen.clock.wall)) if grown else None
       flop_ratio = s.flops / unfrozen.flops if grown and s.flops and unfrozen.flops else None
