@@ -13,6 +13,7 @@ the machine's measured float32 matmul peak (JAX and PyTorch, same run).
 from __future__ import annotations
 
 import collections
+import contextlib
 import glob
 import gzip
 import json
@@ -108,6 +109,19 @@ class LoadWatch:
                f"{IDLE_LOAD}. Absolute times and ours/PyTorch ratios from this run are NOT idle "
                "numbers; rows are marked LOADED. Re-run on an idle machine.")
     return line
+
+
+@contextlib.contextmanager
+def patched(patches: dict):
+  """Temporarily replaces module attributes ({(module, name): value}): a variant row that undoes one choice."""
+  saved = {key: getattr(*key) for key in patches}
+  for (module, name), value in patches.items():
+    setattr(module, name, value)
+  try:
+    yield
+  finally:
+    for (module, name), value in saved.items():
+      setattr(module, name, value)
 
 
 def header(torch_threads: int | None = None) -> None:

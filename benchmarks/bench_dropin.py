@@ -36,7 +36,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _bench  # noqa: E402  pylint: disable=g-import-not-at-top
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -102,36 +104,20 @@ def stage_partition(config, index: int, variables: dict, plans: dict) -> tuple[s
 # Load.
 
 
-def _busy_seconds() -> float | None:
-  """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None elsewhere."""
-  try:
-    with open("/proc/stat") as f:
-      fields = [int(v) for v in f.readline().split()[1:]]
-  except (OSError, ValueError):
-    return None
-  idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-  return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_seconds() -> float:
-  t = os.times()
-  return t.user + t.system
-
-
 class Clock:
   """Wall seconds of a call, and the CPU seconds other processes used meanwhile."""
 
   def __init__(self):
     self.wall, self.foreign = [], 0.0
-    self.foreign_known = _busy_seconds() is not None
+    self.foreign_known = _bench.busy_seconds() is not None
 
   def __call__(self, fn):
-    busy, own, t0 = _busy_seconds(), _own_seconds(), time.perf_counter()
+    busy, own, t0 = _bench.busy_seconds(), _bench.own_seconds(), time.perf_counter()
     out = fn()
     jax.block_until_ready(out)
     wall = time.perf_counter() - t0
     if self.foreign_known:
-      self.foreign += max(0.0, (_busy_seconds() - busy) - (_own_seconds() - own))
+      self.foreign += max(0.0, (_bench.busy_seconds() - busy) - (_bench.own_seconds() - own))
     self.wall.append(wall)
     return out
 

@@ -21,7 +21,6 @@ idle runs give comparable numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import sys
@@ -104,19 +103,6 @@ def jax_train_step_fn(model, lr: float, options: dict, features_outside: bool = 
   return init_state, step, loss_fn
 
 
-@contextlib.contextmanager
-def patched(patches: dict):
-  """Temporarily replaces module attributes ({(module, name): value})."""
-  saved = {key: getattr(*key) for key in patches}
-  for (module, name), value in patches.items():
-    setattr(module, name, value)
-  try:
-    yield
-  finally:
-    for (module, name), value in saved.items():
-      setattr(module, name, value)
-
-
 def jax_callables(model, audio: np.ndarray, labels: np.ndarray, lr: float, options: dict,
                   patches: dict | None = None, features_outside: bool = False
                   ) -> tuple[dict[str, Callable[[], object]], Callable[[], float | None]]:
@@ -150,7 +136,7 @@ def jax_callables(model, audio: np.ndarray, labels: np.ndarray, lr: float, optio
 
   def wrap(fn):
     def run():
-      with patched(patches):
+      with _bench.patched(patches):
         return fn()
     return run
   return {k: wrap(f) for k, f in fns.items()}, flops

@@ -13,7 +13,6 @@ Run:  python benchmarks/bench_wav2vec2.py [--dtype bfloat16] [--repeats 5] [--va
 Takes 3-4 minutes on 2 idle CPU cores (most of it the torch side and the ~45 s train-step compile).
 """
 import argparse
-import contextlib
 import os
 import sys
 
@@ -46,18 +45,6 @@ VARIANTS = {
     "xla-posconv": ("XLA positional-conv gradient", None,
                     {(wav2vec2_layers, "grouped_conv1d"): _plain_grouped_conv}),
 }
-
-
-@contextlib.contextmanager
-def patched(patches):
-  saved = {key: getattr(*key) for key in patches}
-  for (module, name), value in patches.items():
-    setattr(module, name, value)
-  try:
-    yield
-  finally:
-    for (module, name), value in saved.items():
-      setattr(module, name, value)
 
 
 class TorchClassifier(torch.nn.Module):
@@ -94,7 +81,7 @@ def jax_train_step(model, params, audio, labels, options, patches):
 
   step = jax.jit(train_step, compiler_options=options)
   state = {"p": params, "o": tx.init(params), "i": 0}
-  with patched(patches):
+  with _bench.patched(patches):
     compiled = step.lower(params, state["o"], audio, labels, jax.random.PRNGKey(0)).compile()
   flops = _bench.xla_flops(compiled)
 
