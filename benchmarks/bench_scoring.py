@@ -5,7 +5,7 @@ not depend on the weights), writes `--files` generated FLAC files of `--seconds`
 scoring them end to end (decode + resample check + forward) in 4 s mode and full-length mode, after
 a warm-up that compiles every batch shape used. Real-time factor (RTF) = wall seconds / audio
 seconds (lower is faster; 0.01 = 100x real time). Prints the command and the load average before
-and after; rows timed while the 1-min load average was above _bench.IDLE_LOAD say LOADED.
+and after; rows timed while other processes kept more than _bench.IDLE_LOAD cores busy say LOADED.
 
   python benchmarks/bench_scoring.py [--files 64] [--seconds 6] [--batch-size 32]
                                      [--models resnet18,grnn]
@@ -101,7 +101,7 @@ def main() -> None:
         det.score_files(paths, full_length=full,
                         progress=False)  # compiles every batch shape this run uses
         first = time.perf_counter() - t0
-        best = float("inf")
+        best, row_watch = float("inf"), _bench.LoadWatch()
         for _ in range(args.repeats):
           t0 = time.perf_counter()
           results = det.score_files(paths, full_length=full, progress=False)
@@ -121,7 +121,7 @@ def main() -> None:
             "x real time": audio_seconds / best,
             "RTF": best / audio_seconds,
             "compiled shapes": det.compiled_shapes(),
-            "load": "LOADED" if os.getloadavg()[0] > _bench.IDLE_LOAD else "idle",
+            "load": row_watch.close() or "idle",
         })
         print(f"{name} {'full' if full else '4s'}: {best:.2f} s", flush=True)
   print(f"\n{args.files} files x {args.seconds:g} s, batch {args.batch_size}, "
