@@ -8,11 +8,11 @@
 (`--config.data.corpus` / `--config.data.root` are accepted as spellings of `--corpus` / `--root`.)
 
 The model (a run workdir or its exported model/) scores every utterance of the split through the training
-pipeline's eval path (decode at the model's rate, first crop / pad to its length as training did), and the same metrics as
-training are reported: EER and accuracy pooled and per attack, min t-DCF where the corpus ships ASV scores, plus
-the error rates at the model's own dev-EER threshold (what a deployed detector would do on the new corpus). With
-`--trim_silence_db`, leading and trailing silence (frames that many dB under the peak) is cut before cropping and
-everything is reported again: a large rise in EER means the model used the silence-duration cue, not the speech.
+pipeline's eval path (decode at the model's rate, first crop / pad to its length as training did), and the same
+metrics as training are reported: EER and accuracy pooled and per attack, min t-DCF where the corpus ships ASV
+scores, plus the error rates at the model's own dev-EER threshold (what a deployed detector would do on the new
+corpus). With `--trim_silence_db`, leading and trailing silence (frames that many dB under the peak) is cut before
+cropping and everything is reported again: a large rise in EER means the model used the silence-duration cue, not the speech.
 Writes `<out>/scores_<split>[_trimmed].txt` (2019 format) and `<out>/results.json`.
 """
 
@@ -96,7 +96,7 @@ def run(checkpoint: str, data_config: Mapping[str, Any], *, split: str = "eval",
     scores = score_split(model, variables, the_split, num_samples=int(meta["num_samples"]),
                          sample_rate=int(meta["sample_rate"]), batch_size=batch_size, num_threads=num_threads,
                          skip_bad_files=skip_bad_files, trim_silence_db=trim, skipped=skipped,
-                         pad=meta.get("pad", "repeat"))  # exports from before model.json had `pad` repeat-padded
+                         pad=checkpoints.export_pad(meta, checkpoint))
     ok = np.isfinite(scores)
     attacks = [it.attack for it, k in zip(the_split.items, ok) if k]
     metrics = evaluation.evaluate(scores[ok], labels[ok], attacks, asv=the_split.asv_scores)

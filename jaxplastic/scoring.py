@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxplastic import checkpoints
 from jaxplastic import models
-from jaxplastic.data.audio import PAD_MODES, AudioError, fix_length, load_audio
+from jaxplastic.data.audio import AudioError, fix_length, load_audio
 
 # Peak amplitude below which audio counts as digitally silent: under one 16-bit quantisation step,
 # so nothing a 16-bit recording can hold besides zeros. A model's score on silence says nothing
@@ -213,10 +213,7 @@ class Detector:
       raise checkpoints.CheckpointError(f"{where}: cannot build the model it describes: {e}") from e
     self.sample_rate = int(self.meta["sample_rate"])
     self.num_samples = int(self.meta["num_samples"])
-    self.pad = self.meta.get("pad", "repeat")
-    if self.pad not in PAD_MODES:
-      raise checkpoints.CheckpointError(
-          f"{where}: 'pad' must be one of {PAD_MODES}, got {self.pad!r}")
+    self.pad = checkpoints.export_pad(self.meta, where)
     threshold = self.meta.get("threshold")
     self.threshold = 0.0 if threshold is None else float(threshold)
     self.threshold_note = (
