@@ -12,7 +12,8 @@ pipeline's eval path (decode at the model's rate, first crop / pad to its length
 metrics as training are reported: EER and accuracy pooled and per attack, min t-DCF where the corpus ships ASV
 scores, plus the error rates at the model's own dev-EER threshold (what a deployed detector would do on the new
 corpus). With `--trim_silence_db`, leading and trailing silence (frames that many dB under the peak) is cut before
-cropping and everything is reported again: a large rise in EER means the model used the silence-duration cue, not the speech.
+cropping and everything is reported again: a large rise in EER means the model used the silence-duration cue, not
+the speech.
 Writes `<out>/scores_<split>[_trimmed].txt` (2019 format) and `<out>/results.json`.
 """
 
