@@ -32,7 +32,7 @@ setup(
         "pyworld>=0.3",
     ],
     extras_require={
-        "test": ["pytest>=8", "torch==2.13.0"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["jaxplastic-score=jaxplastic.score_cli:main"]},
 )

@@ -3,14 +3,25 @@ plasticity x seeds 42, 43, 44; `:sweep` adds the per-layer dropin sweep (paper F
 
   python -m jaxplastic.grid --config=configs/grid_demo.py --workdir=runs/grid_demo
   python -m jaxplastic.grid --config=configs/grid_demo.py:sweep --workdir=runs/grid_demo
+  python -m jaxplastic.grid --config=configs/grid_demo.py:sweep,parallel --workdir=runs/grid_demo_parallel
   python -m jaxplastic.grid --config=configs/grid_demo.py:wav2vec --workdir=runs/grid_demo   # tiny Wav2Vec 2.0
+
+Layouts. The ResNet-18 dropin cells (dropin frozen / unfrozen) take configs/demo_dropin.py's recipe, i.e.
+la_resnet_dropin.py's default: the authors' parallel branches beside stages 2 and 3, only the branches training.
+The ResNet-18 sweep point k by default widens stage k in place (doubling its channels, every new slice training:
+`RESNET_SWEEPS["widen"]`), and the sweep figure (`sweep_resnet18.png`, docs/results/README.md) is made that way;
+`:sweep,parallel` puts the authors' layout at stage k instead, a parallel BasicBlock as wide as stage k beside it
+with only the branch training (`RESNET_SWEEPS["parallel"]`: `branch_widths[k]` = `stage_widths[k]`,
+`dropin.grown_slices="freeze"`); give it its own --workdir, since its cells have other configs. The GRNN sweep
+doubles GRU layer k with old units isolated from the new ones.
 
 Cells are the demo configs' stages (configs/demo.py, demo_dropin.py, demo_plasticity.py) with `epochs_per_stage`
 epochs per trained stage. The same command runs on another corpus:
   --config.data.corpus=asvspoof2019_la --config.data.root=/data/LA   (see configs/grid_la.py for the paper sizes)
 
-Budget (2 idle CPU cores; epoch times from configs/demo.py's README measurement: ResNet-18 ~23 s per baseline
-epoch, ~35 s per frozen-dropin and ~39 s per grown/unfrozen epoch; GRNN ~2.3 / 2.5 / 3.0 s). Per seed and E epochs
+Budget (2 idle CPU cores; epoch times from configs/demo.py's README measurement, made with the widening layout:
+ResNet-18 ~23 s per baseline epoch, ~35 s per frozen-dropin and ~39 s per grown/unfrozen epoch; GRNN ~2.3 / 2.5 /
+3.0 s). Per seed and E epochs
 per stage a model trains baseline E + dropin frozen E + dropin unfrozen E + plasticity (grown E + pruned E):
 ResNet-18 (23 + 35 + 39 + 39 + 23) E = 159 E s, GRNN (2.3 + 2.5 + 3.0 + 3.0 + 2.3) E = 13.1 E s. Each of the 8
 trained-or-loaded stages per seed also compiles, measures its step and scores dev and eval: about 30 s (ResNet-18)
@@ -52,21 +63,43 @@ def model_spec(name, *, epochs, sweep_fields, sweep_add=None, sweep_reference=""
   ))
 
 
+# The ResNet-18 sweep per layout: `model_spec` arguments. The sweep reuses the model's "dropin" config, whose
+# dropin.grown_slices is the authors' "freeze"; each layout sets the value its plan needs.
+RESNET_SWEEPS = {
+    # Stage k's channels doubled in place; the new slices are the new neurons and train.
+    "widen": dict(sweep_fields=("stage_widths",), sweep_dropin={"grown_slices": "train"}),
+    # The authors' layout at stage k: a parallel BasicBlock of stage k's width (branch_widths[k] += stage_widths[k])
+    # beside it; only the branch trains, the next layer's new input slices stay at init.
+    "parallel": dict(sweep_fields=("branch_widths",), sweep_reference="stage_widths",
+                     sweep_dropin={"grown_slices": "freeze"}),
+}
+
+
+def _parse(arg, modes, name):
+  """'<mode>[,<resnet sweep layout>]' -> (mode, layout)."""
+  mode, _, layout = arg.partition(",")
+  layout = layout or "widen"
+  if mode not in modes or layout not in RESNET_SWEEPS:
+    raise ValueError(f"{name} takes one of {modes}, optionally followed by ',<layout>' with layout in "
+                     f"{sorted(RESNET_SWEEPS)}, got {arg!r}")
+  return mode, layout
+
+
 def get_config(arg="main"):
+  mode, layout = _parse(arg, ("main", "sweep", "wav2vec"), "configs/grid_demo.py")
   config = ml_collections.ConfigDict()
   config.models = ml_collections.ConfigDict()
-  # ResNet-18: today's widening doubles stage k's channels. The authors' layout (a parallel branch beside stage
-  # k) is `sweep.fields=("branch_widths",)`, `sweep.reference="stage_widths"` once the model has that field.
-  config.models.resnet18 = model_spec("resnet18", epochs=RESNET_EPOCHS, sweep_fields=("stage_widths",))
+  # ResNet-18: sweep point k grows stage k in the chosen layout (see RESNET_SWEEPS).
+  config.models.resnet18 = model_spec("resnet18", epochs=RESNET_EPOCHS, **RESNET_SWEEPS[layout])
   # GRNN: GRU layer k doubles; its old units never read the new ones (as in configs/la_grnn_dropin.py).
   config.models.grnn = model_spec("grnn", epochs=GRNN_EPOCHS, sweep_fields=("hidden_sizes",),
                                   sweep_dropin={"old_reads_new": False})
   # Methods run for every model that has their config family (see jaxplastic/grid.py METHODS); "sweep" expands
   # into one method sweep_k<k> per swept layer.
   config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity")
-  if arg == "sweep":
+  if mode == "sweep":
     config.methods = ("baseline", "sweep")
-  elif arg == "wav2vec":
+  elif mode == "wav2vec":
     # The tiny from-scratch Wav2Vec 2.0 of configs/demo_wav2vec.py (4 encoder layers of 4 heads, FFN 128): dropin
     # frozen / unfrozen and the per-layer sweep (layer k doubled to 8 heads, FFN 256), the demo's Fig. 5.
     config.models = ml_collections.ConfigDict()
@@ -74,8 +107,6 @@ def get_config(arg="main"):
     config.models.wav2vec.configs = ml_collections.ConfigDict(dict(
         baseline="configs.demo_wav2vec", dropin="configs.demo_wav2vec", plasticity="", lora=""))
     config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "sweep")
-  elif arg != "main":
-    raise ValueError(f"configs/grid_demo.py takes 'main', 'sweep' or 'wav2vec', got {arg!r}")
   config.seeds = (42, 43, 44)
   # Epochs per trained stage for models whose spec says -1; -1 here keeps each config's own epochs.
   config.epochs_per_stage = 3

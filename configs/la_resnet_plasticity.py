@@ -7,6 +7,10 @@ starts from the previous phase's best dev checkpoint, as the authors' `run_exper
 
 Importance-based pruning (keep the strongest units, not necessarily the original ones):
   --config.stages[2].prune=importance
+
+Layout: widening in place (`model.stage_widths` (64, 128, 256, 512) -> (64, 256, 512, 512)), every tensor sliced
+back exactly; the authors' code copies old weights "top-left" without saying which layers grow (docs/fidelity.md).
+The front-end and init are la_resnet.py's (the authors').
 """
 
 from configs import base

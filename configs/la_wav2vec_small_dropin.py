@@ -8,8 +8,13 @@ trainable (15 epochs).
 
 The argument is k (0-based, HF's `encoder.layers[k]`; default 2, the third layer, which the paper found best on
 LA). Every layer in turn, with seeds and the EER-vs-k plot: configs/grid_la.py:sweep. The grown width is the one
-the authors' small-model plasticity grows to; the paper does not state the dropin width or epochs of its sweep,
-so 12 heads / FFN 2048 and 15 dropin epochs (one plasticity third) are our choices.
+the authors' small-model plasticity grows to; the paper does not state the dropin width, layout or epochs of its
+sweep, so 12 heads / FFN 2048, 15 dropin epochs (one plasticity third) and the layout are our choices.
+
+Layout: widening layer k in place (`model.num_heads[k]`, `model.ffn_dims[k]`; the layer stays 256 wide), so the
+original slices keep computing what they computed. The authors' projected layout (la_wav2vec_small_plasticity.py)
+replaces layer k's input by a fresh projection, which frozen originals cannot follow; it suits plasticity, where
+everything trains, not dropin.
 """
 
 from configs import base
@@ -28,7 +33,6 @@ def get_config(arg=""):
   config = la_wav2vec_small.get_config()
   if not 0 <= layer < config.model.num_layers:
     raise ValueError(f"encoder layer {layer} out of range 0..{config.model.num_layers - 1}")
-  config.method = "dropin"
   # The head trains with the new neurons, as in la_wav2vec.py.
   config.dropin.train_patterns = ("head/.*",)
   grown = la_wav2vec.widened(config.model, layer, num_heads=GROWN_HEADS, ffn_dim=GROWN_FFN)

@@ -10,6 +10,7 @@ The LoRA stage is an ordinary dropin stage: growing `lora_rank` 0 -> 8 adds exac
 lora_a/lora_b leaves (B = 0: the function is unchanged at that point), and `trainable="new"` trains
 only them: 2 x 12 layers x 8 x (256 + 4 x 64) = 98,304 parameters. The head stays frozen, PEFT's
 default and the authors' (`dropin.train_patterns=("head/.*",)` trains it too). No gradient clipping.
+Layout: LoRA leaves added beside the frozen q/v kernels (`model.lora_rank` 0 -> 8).
 """
 
 from configs import base

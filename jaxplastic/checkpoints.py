@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from jaxplastic import surgery
+from jaxplastic.data.audio import PAD_MODES
 
 EXPORT_FORMAT = "jaxplastic-model/1"
 
@@ -174,6 +175,15 @@ def export_model(path: str, *, model_fields: Mapping[str, Any], variables: Mappi
     shutil.rmtree(old, ignore_errors=True)
   else:
     os.replace(tmp, path)
+
+
+def export_pad(meta: Mapping[str, Any], where: str) -> str:
+  """How the exported model's training padded short inputs (model.json `pad`: "zero" or "repeat"); exports from
+  before model.json recorded it were all repeat-padded."""
+  pad = meta.get("pad", "repeat")
+  if pad not in PAD_MODES:
+    raise CheckpointError(f"{where}: 'pad' must be one of {PAD_MODES}, got {pad!r}")
+  return pad
 
 
 def load_export(path: str) -> tuple[dict, dict]:

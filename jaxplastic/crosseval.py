@@ -8,11 +8,12 @@
 (`--config.data.corpus` / `--config.data.root` are accepted as spellings of `--corpus` / `--root`.)
 
 The model (a run workdir or its exported model/) scores every utterance of the split through the training
-pipeline's eval path (decode at the model's rate, first crop / repeat-pad to its length), and the same metrics as
-training are reported: EER and accuracy pooled and per attack, min t-DCF where the corpus ships ASV scores, plus
-the error rates at the model's own dev-EER threshold (what a deployed detector would do on the new corpus). With
-`--trim_silence_db`, leading and trailing silence (frames that many dB under the peak) is cut before cropping and
-everything is reported again: a large rise in EER means the model used the silence-duration cue, not the speech.
+pipeline's eval path (decode at the model's rate, first crop / pad to its length as training did), and the same
+metrics as training are reported: EER and accuracy pooled and per attack, min t-DCF where the corpus ships ASV
+scores, plus the error rates at the model's own dev-EER threshold (what a deployed detector would do on the new
+corpus). With `--trim_silence_db`, leading and trailing silence (frames that many dB under the peak) is cut before
+cropping and everything is reported again: a large rise in EER means the model used the silence-duration cue, not
+the speech.
 Writes `<out>/scores_<split>[_trimmed].txt` (2019 format) and `<out>/results.json`.
 """
 
@@ -45,13 +46,14 @@ def load_model(path: str) -> tuple[dict, Any, dict]:
 
 def score_split(model, variables, split, *, num_samples: int, sample_rate: int, batch_size: int = 64,
                 num_threads: int = 2, skip_bad_files: bool = False, trim_silence_db: float | None = None,
-                skipped: pipeline.SkipLog | None = None) -> np.ndarray:
-  """Scores [N] (logit bona fide - logit spoof; NaN for skipped files) of every utterance of `split`, in order."""
+                skipped: pipeline.SkipLog | None = None, pad: str = "repeat") -> np.ndarray:
+  """Scores [N] (logit bona fide - logit spoof; NaN for skipped files) of every utterance of `split`, in order,
+  cropped / padded (`pad`: "zero" or "repeat") as the model's training evaluated."""
   forward = jax.jit(lambda v, a: (lambda lg: lg[:, 1] - lg[:, 0])(model.apply(v, a, train=False)))
   scores = np.full(len(split.items), np.nan)
   for batch in pipeline.batches(split, batch_size=batch_size, num_samples=num_samples, train=False, seed=0,
                                 sample_rate=sample_rate, num_threads=num_threads, skip_bad_files=skip_bad_files,
-                                skipped=skipped, trim_silence_db=trim_silence_db):
+                                skipped=skipped, trim_silence_db=trim_silence_db, pad=pad):
     out = np.asarray(jax.device_get(forward(variables, jnp.asarray(batch["audio"]))), np.float64)
     keep = (batch["mask"] > 0) & (batch["index"] >= 0)
     scores[batch["index"][keep]] = out[keep]
@@ -94,7 +96,8 @@ def run(checkpoint: str, data_config: Mapping[str, Any], *, split: str = "eval",
     t0 = time.perf_counter()
     scores = score_split(model, variables, the_split, num_samples=int(meta["num_samples"]),
                          sample_rate=int(meta["sample_rate"]), batch_size=batch_size, num_threads=num_threads,
-                         skip_bad_files=skip_bad_files, trim_silence_db=trim, skipped=skipped)
+                         skip_bad_files=skip_bad_files, trim_silence_db=trim, skipped=skipped,
+                         pad=checkpoints.export_pad(meta, checkpoint))
     ok = np.isfinite(scores)
     attacks = [it.attack for it, k in zip(the_split.items, ok) if k]
     metrics = evaluation.evaluate(scores[ok], labels[ok], attacks, asv=the_split.asv_scores)

@@ -393,7 +393,8 @@ def _build(stage: _Stage, global_step: int, structure_only: bool) -> train_lib.T
   stage.train_fn, stage.eval_fn = train_lib.jit_steps(
       model=stage.model, tx=tx, partition=stage.partition, plan=stage.plan, loss_name=config.optim.loss,
       class_weights=None if config.optim.class_weights is None else tuple(config.optim.class_weights),
-      base_rng=jax.random.fold_in(stage.run.base_rng, 1000 + stage.index), layout=stage.layout, state=state)
+      base_rng=jax.random.fold_in(stage.run.base_rng, 1000 + stage.index),
+      xla_cpu_options=stage.spec.xla_cpu_options, layout=stage.layout, state=state)
   return state
 
 

@@ -83,7 +83,7 @@ def det_plot(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, title: str
   ax.set_ylabel("Miss rate: bona fide rejected (%)")
   ax.grid(True, ls="--", lw=0.5, alpha=0.6)
   ax.set_aspect("equal")
-  ax.legend(loc="upper right", fontsize=8)
+  ax.legend(loc="lower left", fontsize=8)  # curves of weak detectors crowd the upper right
   if title:
     ax.set_title(title)
   return fig

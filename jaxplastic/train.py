@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -229,9 +230,30 @@ def plateau_update(progress: Progress, dev_loss: float, *, factor: float, patien
   return dataclasses.replace(progress, plateau_bad_epochs=bad)
 
 
-def jit_steps(*, model, tx, partition, plan, loss_name: str, class_weights, base_rng, layout=None,
+@functools.cache
+def _accepted(options: tuple[tuple[str, str], ...]) -> bool:
+  try:
+    jax.jit(lambda x: x + 1).lower(jnp.zeros(2)).compile(compiler_options=dict(options))
+    return True
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("this jax (%s) rejects XLA options %s (%s); compiling with its defaults",
+                    jax.__version__, dict(options), e)
+    return False
+
+
+def compiler_options(cpu_options: Mapping[str, str], backend: str | None = None) -> dict[str, str]:
+  """`cpu_options` (a model's `ModelSpec.xla_cpu_options`) on the CPU backend, nothing on GPU/TPU, for
+  `jax.jit(compiler_options=...)`. A jax whose XLA does not know them compiles with its defaults, after a warning."""
+  if not cpu_options or (backend or jax.default_backend()) != "cpu":
+    return {}
+  return dict(cpu_options) if _accepted(tuple(sorted(cpu_options.items()))) else {}
+
+
+def jit_steps(*, model, tx, partition, plan, loss_name: str, class_weights, base_rng,
+              xla_cpu_options: Mapping[str, str] | None = None, layout=None,
               state: TrainState | None = None) -> tuple[Callable, Callable]:
-  """The jitted train and eval steps of one stage (the state buffer is donated to the train step).
+  """The jitted train and eval steps of one stage (the state buffer is donated to the train step); on CPU compiled
+  with `xla_cpu_options` (the model's `ModelSpec.xla_cpu_options`).
 
   With a `sharding.Layout` and the stage's `state` (arrays or shapes), the same steps are compiled for the mesh:
   the state keeps the layout's shardings in and out, a batch is split over every device along its first axis,
@@ -240,16 +262,18 @@ def jit_steps(*, model, tx, partition, plan, loss_name: str, class_weights, base
   """
   if loss_name not in LOSSES:
     raise ValueError(f"optim.loss must be one of {sorted(LOSSES)}, got {loss_name!r}")
+  options = compiler_options(xla_cpu_options or {})
   train = functools.partial(train_step, model=model, tx=tx, partition=partition, plan=plan, loss_name=loss_name,
                             class_weights=class_weights, base_rng=base_rng)
   evaluate = functools.partial(eval_step, model=model, partition=partition, loss_name=loss_name)
   if layout is None:
-    return jax.jit(train, donate_argnums=0), jax.jit(evaluate)
+    return (jax.jit(train, donate_argnums=0, compiler_options=options),
+            jax.jit(evaluate, compiler_options=options))
   if state is None:
     raise ValueError("jit_steps: a layout needs the state (arrays or shapes) to place")
   state_sh = layout.tree(state)
   train = jax.jit(train, in_shardings=(state_sh, layout.batch), out_shardings=(state_sh, layout.replicated),
-                  donate_argnums=0)
+                  donate_argnums=0, compiler_options=options)
   evaluate = jax.jit(evaluate, in_shardings=(state_sh, layout.batch),
-                     out_shardings={"score": layout.batch, "loss_sum": layout.replicated})
+                     out_shardings={"score": layout.batch, "loss_sum": layout.replicated}, compiler_options=options)
   return train, evaluate

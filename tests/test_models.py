@@ -5,6 +5,7 @@ import functools
 import importlib.util
 import pathlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,7 +16,7 @@ from jaxplastic import frontends
 from jaxplastic import surgery
 from jaxplastic.models import GRNN, ResNet18, build_model
 from jaxplastic.models.grnn import GRULayer
-from jaxplastic.models.resnet import BasicBlock
+from jaxplastic.models.resnet import BasicBlock, max_pool
 
 # Tiny front-end: 4,000 samples -> 1 + 4000 // 128 = 32 STFT frames.
 TINY_AUDIO = dict(n_fft=256, hop_length=128)
@@ -283,6 +284,47 @@ def test_grnn_param_paths_stable_across_widths():
 def test_resnet_block_widths_validated():
   with pytest.raises(ValueError, match="block_widths has 3 entries"):
     ResNet18(block_widths=(1, 2, 3)).inner_widths()
+
+
+MAX_POOL = dict(window=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_matches_xla_and_torch_including_ties(ties):
+  """Forward and gradient equal nn.max_pool's (XLA select_and_scatter) and torch's MaxPool2d;
+  with ties (integer-valued inputs) each window's gradient goes to its first maximum."""
+  torch = pytest.importorskip("torch")
+  rs = np.random.default_rng(0)
+  x = rs.normal(0, 1.5, (2, 9, 12, 3)).astype(np.float32)  # odd H: the last window is cut
+  if ties:
+    x = np.round(x)
+  g = rs.normal(size=(2, 5, 6, 3)).astype(np.float32)
+
+  @jax.jit
+  def both(x, g):
+    ours = jax.vjp(lambda v: max_pool(v, **MAX_POOL), x)
+    xla = jax.vjp(lambda v: nn.max_pool(v, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))), x)
+    return ours[0], xla[0], ours[1](g)[0], xla[1](g)[0]
+
+  y, y_xla, dx, dx_xla = both(x, g)
+  np.testing.assert_array_equal(y, y_xla)
+  np.testing.assert_allclose(dx, dx_xla, atol=1e-6)
+  xt = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_()
+  torch.nn.functional.max_pool2d(xt, 3, 2, 1).backward(torch.tensor(g).permute(0, 3, 1, 2))
+  np.testing.assert_allclose(dx, xt.grad.permute(0, 2, 3, 1).numpy(), atol=1e-6)
+  # Every window routes its whole gradient to exactly one input.
+  np.testing.assert_allclose(float(jnp.sum(dx)), float(np.sum(g)), rtol=1e-5)
+
+
+def test_max_pool_tie_goes_to_the_first_maximum_in_row_major_order():
+  """A constant 4 x 4 image: all taps of every window tie (padding is -inf), so output (i, j)'s
+  gradient lands on its window's first real tap, input (i, j)... and nowhere else."""
+  g = jnp.arange(1.0, 5.0).reshape(1, 2, 2, 1)
+  dx = jax.jit(lambda x, g: jax.vjp(lambda v: max_pool(v, **MAX_POOL), x)[1](g)[0])(
+      jnp.zeros((1, 4, 4, 1)), g)
+  expected = np.zeros((1, 4, 4, 1), np.float32)
+  expected[0, :2, :2, 0] = [[1.0, 2.0], [3.0, 4.0]]
+  np.testing.assert_array_equal(dx, expected)
 
 
 def test_widened_unstrided_block_keeps_old_channels(rng):

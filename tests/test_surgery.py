@@ -1,6 +1,8 @@
 """Surgery invariants over a table of models: growth preserves outputs when asked, prune(grow(p)) == p exactly,
 dropin trains only new entries (bit-identical originals under AdamW with weight decay), and loud errors."""
 
+import functools
+import importlib
 from typing import Sequence
 
 import flax.linen as nn
@@ -10,6 +12,8 @@ import numpy as np
 import optax
 import pytest
 
+from jaxplastic import experiment
+from jaxplastic import models
 from jaxplastic import surgery
 from jaxplastic import train as train_lib
 from jaxplastic.models import grnn as grnn_lib
@@ -81,12 +85,20 @@ CASES = [
     ("attention_heads_ffn", Attention, dict(heads=2, ffn=8), dict(heads=3, ffn=12), 40),
     ("grnn_layer2", _grnn, dict(hidden_sizes=(6, 6, 4, 4)), dict(hidden_sizes=(6, 10, 4, 4)), 4096),
     ("resnet_stages23", _resnet, SMALL_RESNET, dict(SMALL_RESNET, stage_widths=(4, 12, 16, 8)), 4096),
+    # The authors' ResNet dropin at tiny widths: a parallel BasicBlock beside stages 2 and 3.
+    ("resnet_parallel", _resnet, SMALL_RESNET, dict(SMALL_RESNET, branch_widths=(0, 8, 8, 0)), 4096),
     ("branch", Branchy, dict(branch=0), dict(branch=4), 16),
+]
+# Cases only the dropin-rule tests use.
+EXTRA_CASES = [
+    # The authors' GRU cell (reset gate before the hidden matrix): same parameters, other recurrence.
+    ("grnn_authors_layer2", _grnn, dict(hidden_sizes=(6, 6, 4, 4), cell="authors"),
+     dict(hidden_sizes=(6, 10, 4, 4), cell="authors"), 4096),
 ]
 
 
 def _case(name):
-  for c in CASES:
+  for c in CASES + EXTRA_CASES:
     if c[0] == name:
       return c
   raise KeyError(name)
@@ -218,10 +230,11 @@ def _lead(x, shape):
   return np.asarray(x)[tuple(slice(0, s) for s in shape)]
 
 
-def test_gru_isolation_keeps_the_new_to_old_block_zero_and_frozen():
-  """The authors' GRU: old units of the grown layer never read the new ones, through AdamW with weight decay."""
-  plan, part, v_small, v_big, trainable, state, after = _dropin(
-      "grnn_layer2", recurrent=RECURRENT, old_reads_new=False)
+@pytest.mark.parametrize("name", ["grnn_layer2", "grnn_authors_layer2"])
+def test_gru_isolation_keeps_the_new_to_old_block_zero_and_frozen(name):
+  """The authors' GRU: old units of the grown layer never read the new ones, through AdamW with weight decay, in
+  either cell's equations."""
+  plan, part, v_small, v_big, trainable, state, after = _dropin(name, recurrent=RECURRENT, old_reads_new=False)
   old, new = plan.small["params/gru2/hidden_r/kernel"][0], plan.big["params/gru2/hidden_r/kernel"][0]
   before = surgery.flatten(v_big["params"])
   for k in HIDDEN:
@@ -236,7 +249,7 @@ def test_gru_isolation_keeps_the_new_to_old_block_zero_and_frozen():
   added = surgery.count(v_big["params"]) - surgery.count(v_small["params"])
   assert surgery.count(trainable) == added - 3 * 4 * 6
   # So the grown layer's old units compute exactly what the small model's do.
-  small, big = _grnn(**_case("grnn_layer2")[2]), _grnn(**_case("grnn_layer2")[3])
+  small, big = _grnn(**_case(name)[2]), _grnn(**_case(name)[3])
   x = _inputs(4096)
   capture = lambda m, v: m.apply(v, x, train=False, capture_intermediates=True)[1]["intermediates"]["gru2"]
   h_small = capture(small, v_small)["__call__"][0]
@@ -271,6 +284,68 @@ def test_grown_slices_freeze_trains_only_added_tensors():
       np.testing.assert_array_equal(np.asarray(after[k]), np.asarray(v), err_msg=k)
   # The default "train" trains the rows that read the branch too.
   assert surgery.count(surgery.Partition.new_slices(plan).split(v_big["params"])[0]) == 16 * 4 + 4 + 4 * 6
+
+
+# The authors' ResNet-18 dropin: block 1 of stages 3 and 4 reads the branches through new input channels of its
+# conv1 and shortcut kernels [kh, kw, in, out].
+BRANCH_READERS = sorted(f"stage{i}/block1/{c}/kernel" for i in (3, 4) for c in ("conv1", "shortcut_conv"))
+
+
+def _resnet_plan(**big_fields):
+  """Grow plan from the default ResNet-18 to `big_fields`, from shapes at 64,000 samples (nothing is compiled)."""
+  big = surgery.abstract_variables(_resnet(**big_fields), (1, 64000))
+  return surgery.make_plan(surgery.abstract_variables(_resnet(), (1, 64000)), big), big
+
+
+def test_resnet_parallel_layout_counts_at_the_authors_widths():
+  """Branches beside stages 2 and 3 (128, 256 channels): 14,286,530 parameters, 1,476,864 in the branches, 1,638,400
+  in the new input slices that read them; only the branches train with grown_slices="freeze"."""
+  plan, big = _resnet_plan(branch_widths=(0, 128, 256, 0))
+  numel = lambda p, shapes: int(np.prod(shapes["params/" + p]))
+  added = [p[len("params/"):] for p in plan.added if p.startswith("params/")]
+  grown = {p[len("params/"):]: a for p, a in plan.grown.items() if p.startswith("params/")}
+  assert surgery.count(big["params"]) == 14_286_530
+  # Per branch: conv1, conv2, shortcut_conv kernels and the scale and bias of bn1, bn2, shortcut_bn.
+  assert {p.split("/")[0] for p in added} == {"branch2", "branch3"} and len(added) == 2 * 9
+  assert sum(numel(p, plan.big) for p in added) == 1_476_864
+  assert grown == {p: (2,) for p in BRANCH_READERS}  # only their input axis grows
+  assert sum(numel(p, plan.big) - numel(p, plan.small) for p in grown) == 1_638_400
+  for grown_slices, expected in (("freeze", 1_476_864), ("train", 1_476_864 + 1_638_400)):
+    trainable, frozen = jax.eval_shape(surgery.Partition.new_slices(plan, grown_slices=grown_slices).split,
+                                       big["params"])
+    assert surgery.count(trainable) == expected == {"freeze": 1_476_864, "train": 3_115_264}[grown_slices]
+    assert surgery.count(trainable) + surgery.count(frozen) == 14_286_530
+  # Our generic alternative, stages 2 and 3 widened in place: every new slice trains.
+  plan, big = _resnet_plan(stage_widths=(64, 256, 512, 512))
+  assert not plan.added
+  trainable, _ = jax.eval_shape(surgery.Partition.new_slices(plan).split, big["params"])
+  assert surgery.count(trainable) == 9_015_040 and surgery.count(big["params"]) == 20_186_306
+
+
+@pytest.mark.parametrize("grown_slices", ["freeze", "train"])
+def test_resnet_parallel_dropin_trains_the_branches_and_keeps_the_rest(grown_slices):
+  """The real ResNet-18 at tiny widths, branches beside stages 2 and 3, three AdamW steps with weight decay: the
+  branches move; the new input slices reading them stay bit-identical to their random init ("freeze", the
+  authors') or move ("train"); every original entry stays bit-identical."""
+  plan, _, v_small, v_big, trainable, _, after = _dropin("resnet_parallel", grown_slices=grown_slices)
+  before, small = surgery.flatten(v_big["params"]), surgery.flatten(v_small["params"])
+  added = sorted(p[len("params/"):] for p in plan.added if p.startswith("params/"))
+  readers = sorted(p[len("params/"):] for p in plan.grown if p.startswith("params/"))
+  assert readers == BRANCH_READERS and {p.split("/")[0] for p in added} == {"branch2", "branch3"}
+  new_entries = sum(before[p].size - small[p].size for p in readers)
+  assert surgery.count(trainable) == sum(before[p].size for p in added) + (grown_slices == "train") * new_entries
+  for p in added:
+    assert np.any(np.asarray(after[p]) != np.asarray(before[p])), f"{p}: the branch did not train"
+  for p in readers:
+    old_in = small[p].shape[2]
+    init, got = np.asarray(before[p])[:, :, old_in:], np.asarray(after[p])[:, :, old_in:]
+    assert init.size > 0 and np.all(init != 0), "the new input slices must hold their random init"
+    if grown_slices == "freeze":
+      np.testing.assert_array_equal(got, init, err_msg=p)
+    else:
+      assert np.any(got != init), f"{p}: the new input slices did not train"
+  for p, v in small.items():
+    np.testing.assert_array_equal(_lead(after[p], v.shape), np.asarray(v), err_msg=p)
 
 
 def test_originals_train_with_isolation():
@@ -316,7 +391,8 @@ def test_dropin_optimizer_matches_the_trainer_split_bit_for_bit():
   def step(tree, opt_state):
     def loss_fn(tree):
       logits = big.apply({"params": part.merge_tree(tree)}, batch["audio"], train=True)
-      return train_lib.multiclass_hinge(logits, batch["label"], batch["mask"])
+      weights = train_lib.example_weights(batch["label"], batch["mask"], None)
+      return train_lib.LOSSES["hinge"](logits, batch["label"], weights)  # as the trainer computes it
     updates, opt_state = opt.update(jax.grad(loss_fn)(tree), opt_state, tree)
     return optax.apply_updates(tree, updates), opt_state
 
@@ -422,3 +498,139 @@ def test_parameter_counts_closed_form():
   for w in [(4, 6), (7, 9)]:
     shapes = surgery.abstract_variables(ConvBN(widths=w), (1, 64))
     assert surgery.count(shapes["params"]) == closed(*w)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The paper configs: every stage's partition from shapes at the authors' widths, as the driver builds it.
+
+
+@functools.lru_cache(maxsize=None)
+def _shapes_of(items: tuple, num_samples: int):
+  return surgery.abstract_variables(experiment.build(dict(items)), (1, num_samples))
+
+
+def _stage_partition(config, index):
+  """(partition, grown shapes) of stage `index`, by the rules of `experiment._build`, from shapes alone."""
+  stages = list(config.stages)
+  st, by_name = stages[index], {s.name: s for s in stages}
+  shapes = lambda f: _shapes_of(tuple(sorted(f.items())), config.data.num_samples)
+  fields = experiment.model_fields(config.model, st.widths)
+  spec, big = models.spec_of(fields), shapes(fields)
+
+  def plan():
+    source = by_name[st.start_from or stages[index - 1].name]
+    return surgery.make_plan(shapes(experiment.model_fields(config.model, source.widths)), big)
+
+  if st.trainable == "new":
+    part = surgery.Partition.new_slices(plan(), train_patterns=config.dropin.train_patterns,
+                                        recurrent=spec.recurrent, old_reads_new=config.dropin.old_reads_new,
+                                        grown_slices=config.dropin.grown_slices,
+                                        batch_stats=config.dropin.batch_stats)
+  elif st.kind == "grow" and not config.dropin.old_reads_new:
+    part = surgery.Partition.new_slices(plan(), recurrent=spec.recurrent, old_reads_new=False, originals="train")
+  elif spec.frozen_patterns(experiment.build(fields)):
+    part = surgery.Partition.fixed(big["params"], spec.frozen_patterns(experiment.build(fields)))
+  else:
+    part = surgery.Partition.everything()
+  return part, big
+
+
+# (config, argument, stage name -> (total, trainable)) at the authors' widths; each la_ docstring states the
+# dropin stage's numbers. pa_ and for_ variants change only the corpus.
+PAPER_DROPIN = [
+    ("resnet_dropin", "parallel", {"dropin": (14_286_530, 1_476_864), "dropin_unfrozen": (14_286_530, 14_286_530)}),
+    ("resnet_dropin", "parallel_train", {"dropin": (14_286_530, 3_115_264)}),
+    ("resnet_dropin", "widen", {"dropin": (20_186_306, 9_015_040), "dropin_unfrozen": (20_186_306, 20_186_306)}),
+    # GRNN: everything new but the 3 x 64 x 64 new->old recurrent blocks; unfrozen: everything but those blocks.
+    ("grnn_dropin", "", {"dropin": (112_962, 43_392), "dropin_unfrozen": (112_962, 112_962 - 12_288)}),
+    # Wav2Vec 2.0 base: parallel layer + merge (8,268,288) + fresh head (197,378); unfrozen: all but the frozen
+    # conv feature encoder (4,200,448).
+    ("wav2vec", "parallel", {"dropin": (102_837_378, 8_465_666), "dropin_unfrozen": (102_837_378, 98_636_930)}),
+    ("wav2vec", "widen", {"dropin": (101_652_354, 7_280_642)}),
+]
+
+
+@pytest.mark.parametrize("corpus", ["la", "pa", "for"])
+@pytest.mark.parametrize("name,arg,expected", PAPER_DROPIN, ids=[f"{n}:{a}" for n, a, _ in PAPER_DROPIN])
+def test_paper_dropin_configs_train_the_documented_parameters(corpus, name, arg, expected):
+  module = importlib.import_module(f"configs.{corpus}_{name}")
+  config = module.get_config(arg) if arg else module.get_config()
+  if corpus == "la":  # pa_ and for_ differ only in data.corpus; validating a W2V config costs an eval_shape
+    experiment.validate(_with_checkpoint(config))
+  for index, st in enumerate(config.stages):
+    if st.name not in expected:
+      continue
+    part, big = _stage_partition(config, index)
+    trainable, frozen = jax.eval_shape(part.split, big["params"])
+    total, want = expected[st.name]
+    assert (surgery.count(big["params"]), surgery.count(trainable)) == (total, want), st.name
+    assert surgery.count(frozen) == total - want
+    if st.reinit:  # a fresh tensor must train (the driver refuses the stage otherwise)
+      assert surgery.match_patterns(surgery.flatten(big["params"]), st.reinit, "reinit") <= set(part.whole_trainable)
+  doc = importlib.import_module(f"configs.la_{name}").__doc__
+  assert f"{expected['dropin'][1]:,}" in doc and f"{expected['dropin'][0]:,}" in doc, "the docstring's count"
+
+
+def test_paper_wav2vec_configs_use_the_authors_settings():
+  """Wav2Vec base dropin: parallel layer beside index 5, fresh head, unfrozen from the pretrained checkpoint,
+  SpecAugment at transformers' defaults; LoRA: head frozen, 98,304 trainable; small plasticity: the projector
+  layout, LayerDrop 0, lr thirds, last hand-off, no clipping, no plateau steps."""
+  config = importlib.import_module("configs.la_wav2vec").get_config()
+  grown = experiment.model_fields(config.model, config.stages[1].widths)
+  assert grown["parallel_layers"] == (0,) * 5 + (1,) + (0,) * 6 and config.stages[1].reinit == ("head/.*",)
+  assert (config.model.mask_time_prob, config.model.mask_time_length, config.model.mask_time_min_masks) == (0.05, 10, 2)
+  assert config.stages[2].start_point == "init" and config.stages[2].trainable == "all"
+  part, big = _stage_partition(_with_checkpoint(config), 1)
+  plan = surgery.make_plan(_shapes_of(tuple(sorted(experiment.model_fields(config.model).items())), 64000), big)
+  added = {p[len("params/"):] for p in plan.added}
+  assert not plan.grown and {p.split("/")[1] for p in added} == {"parallel5", "merge5"}
+  assert sum(int(np.prod(plan.big["params/" + p])) for p in added) == 8_268_288
+  # Exactly the parallel layer, its merge and the fresh head train; every original tensor is frozen whole.
+  head = {p for p in surgery.flatten(big["params"]) if p.startswith("head/")}
+  assert set(part.whole_trainable) == added | head and not part.layout
+  lora = importlib.import_module("configs.la_wav2vec_small_lora").get_config()
+  part, big = _stage_partition(lora, 1)
+  assert lora.dropin.train_patterns == () and surgery.count(jax.eval_shape(part.split, big["params"])[0]) == 98_304
+  small = importlib.import_module("configs.la_wav2vec_small_plasticity").get_config()
+  grown = experiment.model_fields(small.model, small.stages[1].widths)
+  assert (grown["layer_hidden"][:3], grown["num_heads"][:3], grown["ffn_dims"][:3], grown["layerdrop"]) == (
+      (256, 768, 256), (4, 12, 4), (512, 2048, 512), 0.0)
+  assert [(st.learning_rate, st.start_point) for st in small.stages] == [(1e-4, "best"), (5e-5, "last"),
+                                                                         (1e-5, "last")]
+  assert small.optim.grad_clip_norm == 0.0 and small.optim.plateau_patience == 0
+  plan = surgery.make_plan(_shapes_of(tuple(sorted(experiment.model_fields(small.model).items())), 64000),
+                           _shapes_of(tuple(sorted(grown.items())), 64000))
+  assert sorted(p.split("/")[2] for p in plan.added) == ["proj_in1"] * 2 + ["proj_out1"] * 2
+
+
+def _with_checkpoint(config):
+  """A config whose required pretrained checkpoint is named (validate refuses an empty one; nothing is read)."""
+  if config.model.get("pretrained") == "":
+    config.model.pretrained = "/pretrained/wav2vec2-base"
+  return config
+
+
+@pytest.mark.parametrize("layout", ["widen", "parallel"])
+def test_paper_grid_resnet_sweep_cells_build_their_dropin_partition(tmp_path, layout):
+  """Every ResNet-18 sweep point of configs/grid_la.py (stage k widened, or the authors' branch of stage k's width
+  beside stage k with only the branch training) gives a dropin partition the driver accepts: the branch layout
+  trains exactly the added tensors, the widening every new entry."""
+  from configs import grid_la  # pylint: disable=g-import-not-at-top
+  from jaxplastic import grid  # pylint: disable=g-import-not-at-top
+  g = grid_la.get_config(f"la,sweep,{layout}")
+  cells = [(m, me) for m, me, s in grid.expand(g) if m == "resnet18" and me.startswith("sweep_k") and s == 42]
+  assert len(cells) == 4
+  for model, method in cells:
+    config = grid.cell_config(g, str(tmp_path), model, method, 42)
+    experiment.validate(config)
+    part, big = _stage_partition(config, 1)
+    plan = surgery.make_plan(_shapes_of(tuple(sorted(experiment.model_fields(config.model).items())), 64000), big)
+    k = int(method[len("sweep_k"):])
+    if layout == "parallel":
+      assert config.dropin.grown_slices == "freeze" and {p.split("/")[1] for p in plan.added} == {f"branch{k + 1}"}
+      want = sum(int(np.prod(plan.big[p])) for p in plan.added if p.startswith("params/"))  # BN statistics are not trained
+    else:
+      assert config.dropin.grown_slices == "train" and not plan.added
+      want = surgery.count(big["params"]) - sum(int(np.prod(s)) for p, s in plan.small.items()
+                                                if p.startswith("params/"))
+    assert surgery.count(jax.eval_shape(part.split, big["params"])[0]) == want, method

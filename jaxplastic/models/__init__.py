@@ -46,6 +46,8 @@ class ModelSpec:
       (the class's `SURGERY_OUTPUT_AXES`).
     recurrent: the recurrent kernels the class declares for surgery (`SURGERY_RECURRENT`): grown units of these
       must not feed old ones when dropin keeps the old computation unchanged.
+    xla_cpu_options: XLA compiler options for the model's train and eval steps on CPU (ignored elsewhere), each
+      measured in benchmarks/README.md.
   """
 
   module: type[nn.Module]
@@ -56,6 +58,7 @@ class ModelSpec:
   frozen_patterns: Callable[[nn.Module], tuple[str, ...]] = _no_frozen
   output_axes: tuple = ()
   recurrent: tuple = ()
+  xla_cpu_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
   def module_fields(self, fields: Mapping[str, Any]) -> dict:
     """`fields` without the initialisation-only keys (what a module takes and an export records)."""
@@ -77,8 +80,16 @@ class ModelSpec:
 
 
 # NAME -> spec. A new architecture registers here and nowhere else.
+# XLA:CPU (jax 0.10) sends convolutions to YNNPACK by default; its weight-gradient convolutions are 2-4x slower than
+# XLA's own kernels at ResNet-18's shapes. YNNPACK for dots and reductions only (its default list without
+# INDIVIDUAL_CONVOLUTION) makes a ResNet-18 train step 1.44x faster on 2 idle cores; the GRNN and Wav2Vec 2.0 steps
+# were ~9 % slower with it, so they keep XLA's defaults (benchmarks/README.md).
+CONV_XLA_CPU_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+}
+
 SPECS: dict[str, ModelSpec] = {
-    "resnet18": ModelSpec(ResNet18),
+    "resnet18": ModelSpec(ResNet18, xla_cpu_options=CONV_XLA_CPU_OPTIONS),
     "grnn": ModelSpec(GRNN, recurrent=tuple(getattr(GRNN, "SURGERY_RECURRENT", ()))),
     "wav2vec2": ModelSpec(
         Wav2Vec2Classifier,
