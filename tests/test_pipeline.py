@@ -1,7 +1,12 @@
-"""Tests for the batch pipeline: order, crops, padding, caching, bad files and thread clean-up."""
+"""Tests for the batch pipeline: order, crops, padding, caching, bad files, per-process rows, exact resume, and
+clean-up of threads and worker processes."""
 
 import gc
+import json
+import logging
+import multiprocessing
 import os
+import threading
 import time
 
 import numpy as np
@@ -51,9 +56,32 @@ def _epoch(split, **kwargs):
   return list(batches(split, **kwargs))
 
 
-def _stopped(thread, timeout=5.0):
-  thread.join(timeout)
-  return not thread.is_alive()
+def _leftovers(threads_before, timeout=5.0):
+  """Threads started since `threads_before` and worker processes still alive once `timeout` s have passed."""
+  deadline = time.monotonic() + timeout
+  while True:
+    gc.collect()
+    threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    children = multiprocessing.active_children()
+    if not (threads or children) or time.monotonic() > deadline:
+      return threads + children
+    time.sleep(0.05)
+
+
+def _assert_same(a, b):
+  """Two lists of batches are equal bit for bit, key by key."""
+  assert len(a) == len(b)
+  for x, y in zip(a, b, strict=True):
+    assert x.keys() == y.keys()
+    for key in x:
+      assert x[key].dtype == y[key].dtype, key
+      np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def _concat(per_process):
+  """The global batches rebuilt from each process's local batches (one list per process)."""
+  assert len({len(local) for local in per_process}) == 1  # every process yields the same number of batches
+  return [{k: np.concatenate([b[k] for b in group]) for k in group[0]} for group in zip(*per_process)]
 
 
 def test_train_order_is_seeded_permutation_and_drops_partial(split):
@@ -165,22 +193,34 @@ def _with_bad_file(tmp_path, bad_index):
 def test_bad_file_raises_audio_error_naming_it(tmp_path):
   split = _with_bad_file(tmp_path, 6)
   for train in (True, False):
+    threads = threading.enumerate()
     it = batches(split, batch_size=4, num_samples=NS, train=train, seed=3)
     with pytest.raises(AudioError) as info:
       list(it)
     assert split.items[6].path in str(info.value)
-    assert _stopped(it.producer_thread)
+    assert _leftovers(threads) == []
 
 
-def test_skip_bad_files_train_refills_and_counts(tmp_path):
-  bad = int(np.random.default_rng((3, 0)).permutation(10)[2])
+def test_skip_bad_files_train_refills_the_row_and_counts(tmp_path):
+  order = np.random.default_rng((3, 0)).permutation(10)
+  bad = int(order[2])
   split = _with_bad_file(tmp_path, bad)
   skipped = SkipLog()
   out = _epoch(split, train=True, epoch=0, skip_bad_files=True, skipped=skipped)
   assert skipped.count == 1 and skipped.paths == [split.items[bad].path]
-  order = [int(i) for i in np.random.default_rng((3, 0)).permutation(10) if i != bad]
-  np.testing.assert_array_equal(np.concatenate([b["index"] for b in out]), order[:8])
+  # The next item of the order takes the bad item's row (a copy of its own row, crop included); no row moves.
+  expected = order[:8].copy()
+  expected[2] = order[3]
+  indices = np.concatenate([b["index"] for b in out])
+  np.testing.assert_array_equal(indices, expected)
+  audio = np.concatenate([b["audio"] for b in out])
+  np.testing.assert_array_equal(audio[2], audio[3])
+  np.testing.assert_array_equal(np.concatenate([b["label"] for b in out]), [split.items[i].label for i in expected])
   assert all(b["mask"].all() for b in out)
+  # The same batches from a resume after the bad row, and from the batch holding it.
+  for start in (0, 1):
+    _assert_same(out[start:], list(batches(split, batch_size=4, num_samples=NS, train=True, seed=3, epoch=0,
+                                           skip_bad_files=True, start_batch=start)))
 
 
 def test_skip_bad_files_eval_masks_the_slot(tmp_path):
@@ -194,20 +234,18 @@ def test_skip_bad_files_eval_masks_the_slot(tmp_path):
 
 
 def test_abandoned_iterators_stop_their_threads(split):
+  threads = threading.enumerate()
   it = batches(split, batch_size=2, num_samples=NS, train=True, seed=0, prefetch_batches=1)
   next(it)
   it.close()
-  assert _stopped(it.producer_thread)
+  assert _leftovers(threads) == []
   with pytest.raises(StopIteration):
     next(it)
-  it = batches(split, batch_size=2, num_samples=NS, train=False, seed=0, prefetch_batches=1)
+  it = batches(split, batch_size=2, num_samples=NS, train=False, seed=0, prefetch_batches=1, num_threads=2)
   next(it)
-  thread = it.producer_thread
-  time.sleep(0.2)
-  assert thread.is_alive()  # 4 batches to go, 1 queue slot: the producer waits for the consumer
-  del it  # dropped without close(): garbage collection must stop the producer
-  gc.collect()
-  assert _stopped(thread)
+  assert [t for t in threading.enumerate() if t not in threads]  # decoding threads are working ahead
+  del it  # dropped without close(): garbage collection must stop the threads
+  assert _leftovers(threads) == []
 
 
 def test_argument_validation(split):
