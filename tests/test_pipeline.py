@@ -56,7 +56,7 @@ def _epoch(split, **kwargs):
   return list(batches(split, **kwargs))
 
 
-def _leftovers(threads_before, timeout=5.0):
+def _leftovers(threads_before, timeout=30.0):
   """Threads started since `threads_before` and worker processes still alive once `timeout` s have passed."""
   deadline = time.monotonic() + timeout
   while True:

@@ -17,6 +17,8 @@ grain runs the decoding: a `MapDataset` over local batch numbers, read by a thre
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import threading
 from typing import Iterator
@@ -166,6 +168,42 @@ def _allow_unparsed_grain_flags() -> None:
     flags.FLAGS[name].present = 1
 
 
+_closing: set[threading.Thread] = set()
+
+
+def _close_workers(grain_iter) -> None:
+  """Closes a grain iterator that has worker processes, and frees the shared memory of its last batches."""
+  grain_iter.close()
+  # grain's prefetch threads end on an exception whose traceback holds their frame, and that frame the last batch
+  # its worker sent: a reference cycle that would keep that batch's shared memory until the next full collection.
+  gc.collect()
+
+
+def _close_in_background(grain_iter) -> None:
+  """Closes a grain iterator with workers in a thread the consumer need not wait for (joining workers that
+  imported jax takes a second or more)."""
+  def close():
+    try:
+      _close_workers(grain_iter)
+    finally:
+      _closing.discard(threading.current_thread())
+
+  thread = threading.Thread(target=close, name="batches-close", daemon=True)
+  _closing.add(thread)
+  thread.start()
+
+
+@atexit.register
+def wait_for_closing() -> None:
+  """Waits until iterators that ran out have stopped their worker processes (benchmarks; runs at exit).
+
+  Registered after multiprocessing's own exit hook, so at exit it runs first: grain's exit finalizer must not close
+  an iterator that a background thread is still closing.
+  """
+  for thread in list(_closing):
+    thread.join()
+
+
 class BatchIterator:
   """One epoch's batches for this process; `get_state()` says where it is, `close()` (or GC) stops its workers."""
 
@@ -190,16 +228,24 @@ class BatchIterator:
     return dict(self._state)
 
   def __next__(self) -> dict[str, np.ndarray]:
-    if self._it is None:
+    if self._it is None or self._left == 0:
       raise StopIteration
     try:
       raw = next(self._it)
-    except BaseException:  # the end, an AudioError naming a file, or an interrupt: stop the workers either way
+    except BaseException:  # an AudioError naming a file, or an interrupt: stop the workers either way
       self.close()
       raise
     batch = self._finish(raw)
     self._state["next_batch"] += 1
     self._left -= 1
+    if self._left == 0:
+      # The count is exact, so the workers can go now, without the consumer waiting for their exit (a second or
+      # more per worker: they imported jax) or for grain to discover the end.
+      it, self._it = self._it, None
+      if self._from_workers:
+        _close_in_background(it)
+      else:
+        it.close()
     return batch
 
   def _finish(self, raw: dict) -> dict[str, np.ndarray]:
@@ -223,7 +269,9 @@ class BatchIterator:
   def close(self) -> None:
     """Stops grain's threads and worker processes; safe to call twice."""
     it, self._it = self._it, None
-    if it is not None:
+    if it is not None and self._from_workers:
+      _close_workers(it)
+    elif it is not None:
       it.close()
 
   def __enter__(self) -> "BatchIterator":
@@ -365,4 +413,4 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
                        skipped=skipped if skipped is not None else SkipLog(), from_workers=bool(workers))
 
 
-__all__ = ["AudioCache", "BatchIterator", "SkipLog", "batches", "crop_rng", "epoch_steps"]
+__all__ = ["AudioCache", "BatchIterator", "SkipLog", "batches", "crop_rng", "epoch_steps", "wait_for_closing"]
