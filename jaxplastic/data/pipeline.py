@@ -21,7 +21,6 @@ import atexit
 import gc
 import logging
 import threading
-from typing import Iterator
 
 import grain
 import numpy as np
@@ -37,8 +36,6 @@ TRAIN_CROPS = ("random", "first")
 # Identifies a `BatchIterator.get_state()` dict; bump the version when its meaning changes.
 STATE_FORMAT = "jaxplastic.data.pipeline.batches"
 STATE_VERSION = 1
-# The state entries that must match the `batches` arguments for a resume to be exact.
-_STATE_KEYS = ("seed", "epoch", "train", "batch_size", "num_items", "drop_last")
 
 
 class AudioCache:
