@@ -337,7 +337,8 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
       crops and bad-file repairs, do not depend on it: the processes' local batches concatenate to the single-process
       batch.
     num_workers: grain worker processes decoding batches (0: a thread pool in this process). Batches do not depend
-      on it; a worker costs one Python start-up (grain imports jax) per iterator, i.e. per epoch.
+      on it; a worker costs one Python start-up (grain imports jax) per iterator, i.e. per epoch. Workers are
+      spawned, so a script using them needs the usual `if __name__ == "__main__":` guard (run.py has it).
     state: a `BatchIterator.get_state()` to resume from (instead of `start_batch`); it must come from an iterator
       over the same split, seed, epoch, train, batch_size and drop_last, with any process_index/count/num_workers.
 
