@@ -15,6 +15,8 @@ setup(
         "flax>=0.10",
         "optax>=0.2.5",
         "orbax-checkpoint>=0.11",
+        # The input pipeline: deterministic random-access datasets, worker processes (mp_prefetch).
+        "grain>=0.2.18",
         "ml_collections>=1.0",
         "absl-py",
         "numpy",

@@ -1,7 +1,12 @@
-"""Tests for the batch pipeline: order, crops, padding, caching, bad files and thread clean-up."""
+"""Tests for the batch pipeline: order, crops, padding, caching, bad files, per-process rows, exact resume, and
+clean-up of threads and worker processes."""
 
 import gc
+import json
+import logging
+import multiprocessing
 import os
+import threading
 import time
 
 import numpy as np
@@ -51,9 +56,32 @@ def _epoch(split, **kwargs):
   return list(batches(split, **kwargs))
 
 
-def _stopped(thread, timeout=5.0):
-  thread.join(timeout)
-  return not thread.is_alive()
+def _leftovers(threads_before, timeout=30.0):
+  """Threads started since `threads_before` and worker processes still alive once `timeout` s have passed."""
+  deadline = time.monotonic() + timeout
+  while True:
+    gc.collect()
+    threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    children = multiprocessing.active_children()
+    if not (threads or children) or time.monotonic() > deadline:
+      return threads + children
+    time.sleep(0.05)
+
+
+def _assert_same(a, b):
+  """Two lists of batches are equal bit for bit, key by key."""
+  assert len(a) == len(b)
+  for x, y in zip(a, b, strict=True):
+    assert x.keys() == y.keys()
+    for key in x:
+      assert x[key].dtype == y[key].dtype, key
+      np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def _concat(per_process):
+  """The global batches rebuilt from each process's local batches (one list per process)."""
+  assert len({len(local) for local in per_process}) == 1  # every process yields the same number of batches
+  return [{k: np.concatenate([b[k] for b in group]) for k in group[0]} for group in zip(*per_process)]
 
 
 def test_train_order_is_seeded_permutation_and_drops_partial(split):
@@ -165,22 +193,34 @@ def _with_bad_file(tmp_path, bad_index):
 def test_bad_file_raises_audio_error_naming_it(tmp_path):
   split = _with_bad_file(tmp_path, 6)
   for train in (True, False):
+    threads = threading.enumerate()
     it = batches(split, batch_size=4, num_samples=NS, train=train, seed=3)
     with pytest.raises(AudioError) as info:
       list(it)
     assert split.items[6].path in str(info.value)
-    assert _stopped(it.producer_thread)
+    assert _leftovers(threads) == []
 
 
-def test_skip_bad_files_train_refills_and_counts(tmp_path):
-  bad = int(np.random.default_rng((3, 0)).permutation(10)[2])
+def test_skip_bad_files_train_refills_the_row_and_counts(tmp_path):
+  order = np.random.default_rng((3, 0)).permutation(10)
+  bad = int(order[2])
   split = _with_bad_file(tmp_path, bad)
   skipped = SkipLog()
   out = _epoch(split, train=True, epoch=0, skip_bad_files=True, skipped=skipped)
   assert skipped.count == 1 and skipped.paths == [split.items[bad].path]
-  order = [int(i) for i in np.random.default_rng((3, 0)).permutation(10) if i != bad]
-  np.testing.assert_array_equal(np.concatenate([b["index"] for b in out]), order[:8])
+  # The next item of the order takes the bad item's row (a copy of its own row, crop included); no row moves.
+  expected = order[:8].copy()
+  expected[2] = order[3]
+  indices = np.concatenate([b["index"] for b in out])
+  np.testing.assert_array_equal(indices, expected)
+  audio = np.concatenate([b["audio"] for b in out])
+  np.testing.assert_array_equal(audio[2], audio[3])
+  np.testing.assert_array_equal(np.concatenate([b["label"] for b in out]), [split.items[i].label for i in expected])
   assert all(b["mask"].all() for b in out)
+  # The same batches from a resume after the bad row, and from the batch holding it.
+  for start in (0, 1):
+    _assert_same(out[start:], list(batches(split, batch_size=4, num_samples=NS, train=True, seed=3, epoch=0,
+                                           skip_bad_files=True, start_batch=start)))
 
 
 def test_skip_bad_files_eval_masks_the_slot(tmp_path):
@@ -194,20 +234,18 @@ def test_skip_bad_files_eval_masks_the_slot(tmp_path):
 
 
 def test_abandoned_iterators_stop_their_threads(split):
+  threads = threading.enumerate()
   it = batches(split, batch_size=2, num_samples=NS, train=True, seed=0, prefetch_batches=1)
   next(it)
   it.close()
-  assert _stopped(it.producer_thread)
+  assert _leftovers(threads) == []
   with pytest.raises(StopIteration):
     next(it)
-  it = batches(split, batch_size=2, num_samples=NS, train=False, seed=0, prefetch_batches=1)
+  it = batches(split, batch_size=2, num_samples=NS, train=False, seed=0, prefetch_batches=1, num_threads=2)
   next(it)
-  thread = it.producer_thread
-  time.sleep(0.2)
-  assert thread.is_alive()  # 4 batches to go, 1 queue slot: the producer waits for the consumer
-  del it  # dropped without close(): garbage collection must stop the producer
-  gc.collect()
-  assert _stopped(thread)
+  assert [t for t in threading.enumerate() if t not in threads]  # decoding threads are working ahead
+  del it  # dropped without close(): garbage collection must stop the threads
+  assert _leftovers(threads) == []
 
 
 def test_argument_validation(split):
@@ -299,3 +337,108 @@ def test_last_partial_train_batch_kept_at_its_own_size(split):
   assert len(resumed) == 1
   for key in out[-1]:
     np.testing.assert_array_equal(resumed[0][key], out[-1][key])
+
+
+def _process_epochs(split, process_count, **kwargs):
+  """Each simulated process's epoch, as the list of its local batches."""
+  return [_epoch(split, process_index=p, process_count=process_count, **kwargs) for p in range(process_count)]
+
+
+@pytest.mark.parametrize("train,drop_last,process_count,start_batch", [
+    (True, False, 2, 0),  # the partial batch (2 rows) splits 1 + 1
+    (True, True, 4, 1),   # mid-epoch start, 1 row per process
+    (False, True, 2, 0),  # eval: the padded last batch splits as well
+    (False, True, 4, 2),
+])
+def test_processes_concatenate_to_the_single_process_batch(split, train, drop_last, process_count, start_batch):
+  kwargs = dict(train=train, epoch=2, drop_last=drop_last, start_batch=start_batch)
+  single = _epoch(split, **kwargs)
+  per_process = _process_epochs(split, process_count, **kwargs)
+  assert len(single) == epoch_steps(split, 4, train, drop_last, process_count) - start_batch > 0
+  for local, p in zip(per_process, range(process_count)):
+    assert all(len(b["index"]) == len(g["index"]) // process_count for b, g in zip(local, single, strict=True))
+  _assert_same(_concat(per_process), single)
+
+
+def test_partial_train_batch_that_does_not_split_is_dropped_with_a_warning(split, caplog):
+  assert epoch_steps(split, 4, train=True, drop_last=False, process_count=4) == 2  # 2 rows cannot go to 4 processes
+  with caplog.at_level(logging.WARNING):
+    out = _process_epochs(split, 4, train=True, epoch=1, drop_last=False)
+  assert "do not split over 4 processes" in caplog.text
+  _assert_same(_concat(out), _epoch(split, train=True, epoch=1, drop_last=True))
+  with pytest.raises(ValueError, match="multiple of process_count"):
+    batches(split, batch_size=4, num_samples=NS, train=True, seed=0, process_count=3)
+  with pytest.raises(ValueError, match="process_index"):
+    batches(split, batch_size=4, num_samples=NS, train=True, seed=0, process_index=2, process_count=2)
+
+
+def test_bad_train_file_gives_the_same_global_batch_on_any_process_count(tmp_path):
+  order = np.random.default_rng((3, 0)).permutation(10)
+  split = _with_bad_file(tmp_path, int(order[5]))  # row 1 of batch 1: process 0's second row when P = 2
+  single_log, logs = SkipLog(), [SkipLog(), SkipLog()]
+  single = _epoch(split, train=True, epoch=0, skip_bad_files=True, skipped=single_log)
+  per_process = [_epoch(split, train=True, epoch=0, skip_bad_files=True, skipped=logs[p], process_index=p,
+                        process_count=2) for p in range(2)]
+  _assert_same(_concat(per_process), single)
+  assert single[1]["index"][1] == order[6]  # repaired with the next item, which lies on the other process
+  assert single_log.paths == logs[0].paths == [split.items[int(order[5])].path] and logs[1].count == 0
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_state_resumes_exactly_on_any_process_count(split, train):
+  kwargs = dict(batch_size=4, num_samples=NS, train=train, seed=3, epoch=7, drop_last=False)
+  it = batches(split, **kwargs)
+  assert it.get_state()["next_batch"] == 0
+  head = [next(it)]
+  state = json.loads(json.dumps(it.get_state()))  # stored in a checkpoint's JSON meta
+  assert state["next_batch"] == 1
+  rest = list(it)
+  assert len(rest) == 2 and it.get_state()["next_batch"] == 3
+  _assert_same(list(batches(split, **kwargs, state=state)), rest)
+  _assert_same(_concat([list(batches(split, **kwargs, state=state, process_index=p, process_count=2))
+                        for p in range(2)]), rest)
+  _assert_same(head + rest, _epoch(split, **{k: v for k, v in kwargs.items() if k != "batch_size"}))
+  with pytest.raises(ValueError, match="epoch"):
+    batches(split, **{**kwargs, "epoch": 8}, state=state)
+  with pytest.raises(ValueError, match="not both"):
+    batches(split, **kwargs, state=state, start_batch=1)
+
+
+def test_worker_processes_give_the_same_batches_and_fill_the_cache(tmp_path):
+  """The one test that starts grain worker processes (each costs a Python start-up)."""
+  split = _make_split(str(tmp_path))
+  kwargs = dict(train=True, drop_last=False, batch_size=4)
+  reference = {e: _epoch(split, epoch=e, **kwargs) for e in (0, 1)}
+  cache = AudioCache()
+  # grain keeps one process-wide thread pool for unlinking shared memory once workers were used: start it (as
+  # grain does, idempotently) before taking the list of threads that must be all that is left.
+  from grain._src.python.ipc.shared_memory_array import SharedMemoryArray
+  SharedMemoryArray.enable_async_del(1)
+  threads = threading.enumerate()
+  # Epoch 0 from 2 workers, abandoned after 2 of its 3 batches: the cache holds what they decoded for those, and
+  # garbage collection stops the workers.
+  it = batches(split, num_samples=NS, seed=3, epoch=0, num_workers=2, cache=cache, **kwargs)
+  _assert_same([next(it), next(it)], reference[0][:2])
+  assert len(multiprocessing.active_children()) == 2
+  del it
+  assert _leftovers(threads) == []
+  assert len(cache) == 8 and cache.misses == 8 and cache.hits == 0
+  for i in np.concatenate([b["index"] for b in reference[0][:2]]):
+    np.testing.assert_array_equal(cache[split.items[i].path], _ramp(i))
+  # Epoch 1 resumed from an in-process iterator's state, with half the items cached and their files gone: the main
+  # process fills their rows from the cache, a worker decodes the others; the exhausted iterator stops it.
+  first = batches(split, num_samples=NS, seed=3, epoch=1, **kwargs)
+  _assert_same([next(first)], reference[1][:1])
+  state = first.get_state()
+  first.close()
+  cache = AudioCache()
+  for i in range(5):
+    cache.put(split.items[i].path, _ramp(i))
+    os.remove(split.items[i].path)
+  rest = list(batches(split, num_samples=NS, seed=3, epoch=1, cache=cache, num_workers=1, state=state, **kwargs))
+  _assert_same(rest, reference[1][1:])
+  indices = np.concatenate([b["index"] for b in rest])
+  served = int((indices < 5).sum())
+  assert cache.hits == served > 0 and cache.misses == len(indices) - served > 0
+  assert len(cache) == 5 + len(set(indices[indices >= 5]))  # the workers' decodes were cached
+  assert _leftovers(threads) == []
