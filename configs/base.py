@@ -64,6 +64,9 @@ def get_config():
   # Batches decoded ahead of the accelerator, and decoding threads.
   config.data.prefetch_batches = 2
   config.data.num_threads = 2
+  # grain worker processes decoding batches (0: the num_threads threads in this process); batches do not depend on
+  # it. Workers sidestep the GIL but each costs a Python start-up per epoch.
+  config.data.num_workers = 0
   # Demo corpus only: generator seed and size ("default" or "tiny").
   config.data.demo_seed = 0
   config.data.demo_size = "default"

@@ -108,11 +108,11 @@ def score_split(eval_fn, state, split, config, max_batches: int = -1, skipped=No
                         train=False, seed=config.seed, sample_rate=config.data.sample_rate,
                         prefetch_batches=config.data.prefetch_batches, num_threads=config.data.num_threads,
                         skip_bad_files=config.data.skip_bad_files, skipped=skipped, pad=config.data.pad,
-                        trim_silence_db=trim_silence_db)
+                        trim_silence_db=trim_silence_db, num_workers=config.data.num_workers,
+                        process_index=jax.process_index(), process_count=jax.process_count())
   for batch in it:
     if 0 <= max_batches <= batches:
       break
-    batch = sharding.local_rows(batch)  # ADAPTER: the grain pipeline will yield only this process's rows
     t0 = time.perf_counter()
     out = eval_fn(state, sharding.global_batch({k: v for k, v in batch.items() if k != "index"}, layout))
     score = sharding.local_part(out["score"])
@@ -304,6 +304,8 @@ class _Stage:
   train_fn: Any = None
   eval_fn: Any = None
   total_params: int = 0
+  # The training iterator's saved position to resume the current epoch from (set by `_restore`, used once).
+  resume_pipeline: dict | None = None
 
   @property
   def config(self):
@@ -318,10 +320,11 @@ class _Stage:
   def layout(self) -> sharding.Layout:
     return self.run.layout
 
-  def meta(self, progress: train_lib.Progress) -> dict:
-    """The JSON saved with every checkpoint of this stage (with the input pipeline's position)."""
+  def meta(self, progress: train_lib.Progress, pipeline_state: dict | None = None) -> dict:
+    """The JSON saved with every checkpoint of this stage. `pipeline_state` is the training iterator's
+    `get_state()` mid-epoch; None at an epoch boundary (the next epoch starts at its first batch)."""
     return {"stage": self.st.name, "stage_index": self.index, "model": self.fields, "trainable": self.st.trainable,
-            "origin": self.origin, "progress": progress.to_json(), "pipeline": _pipeline_state(progress)}
+            "origin": self.origin, "progress": progress.to_json(), "pipeline": pipeline_state}
 
   def full_variables(self, state) -> dict:
     """The stage's whole variables (partition merged), computed under the mesh into the layout's shardings."""
@@ -529,9 +532,7 @@ def _restore(stage: _Stage, state, global_step: int) -> tuple[train_lib.TrainSta
   if progress.step != int(state.step):  # one sync per restore: the host copy must describe these arrays
     raise ckpt_lib.CheckpointError(f"{ckpts.dir}/latest: progress says step {progress.step}, the state holds "
                                    f"{int(state.step)}")
-  if meta.get("pipeline", _pipeline_state(progress)) != _pipeline_state(progress):
-    raise ckpt_lib.CheckpointError(f"{ckpts.dir}/latest: the input pipeline's saved position {meta['pipeline']} "
-                                   f"does not match the progress record ({_pipeline_state(progress)})")
+  stage.resume_pipeline = _saved_pipeline(stage, meta, progress)
   stage.origin = meta.get("origin", stage.origin)
   logging.info("stage %s: resuming at global step %d (epoch %d, batch %d)", stage.st.name, progress.step,
                progress.epochs_done + 1, progress.step_in_epoch)
@@ -601,15 +602,16 @@ def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_e
   config, st, run = stage.config, stage.st, stage.run
   epoch = progress.epochs_done
   offset = progress.step_in_epoch
-  # The position to start from is the checkpoint's pipeline state (`_pipeline_state`): until the grain pipeline
-  # lands, the number of batches of this epoch already trained.
+  # Mid-epoch, the restored checkpoint's iterator state says where this epoch resumes (see `_saved_pipeline`).
+  resume, stage.resume_pipeline = stage.resume_pipeline, None
   it = pipeline.batches(run.splits["train"], batch_size=config.data.batch_size, num_samples=config.data.num_samples,
                         train=True, seed=config.seed, epoch=epoch + 1000 * stage.index,
                         sample_rate=config.data.sample_rate, cache=_cache(config),
                         prefetch_batches=config.data.prefetch_batches, num_threads=config.data.num_threads,
-                        skip_bad_files=config.data.skip_bad_files, skipped=run.skipped, start_batch=offset,
-                        pad=config.data.pad, train_crop=config.data.train_crop,
-                        drop_last=config.data.drop_last_train_batch)
+                        skip_bad_files=config.data.skip_bad_files, skipped=run.skipped, pad=config.data.pad,
+                        train_crop=config.data.train_crop, drop_last=config.data.drop_last_train_batch,
+                        num_workers=config.data.num_workers, state=resume, start_batch=offset,
+                        process_index=jax.process_index(), process_count=jax.process_count())
   bar = None
   if config.train.progress and distributed.is_primary():
     from tqdm import tqdm
@@ -620,7 +622,6 @@ def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_e
   for batch in it:
     if step_in_epoch >= steps_per_epoch:
       break
-    batch = sharding.local_rows(batch)  # ADAPTER: the grain pipeline will yield only this process's rows
     state, metrics = stage.train_fn(state, sharding.global_batch(
         {k: v for k, v in batch.items() if k != "index"}, stage.layout))
     pending.append(metrics)
@@ -632,7 +633,8 @@ def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_e
     if bar is not None:
       bar.update(1)
     if progress.step % config.train.checkpoint_every_steps == 0 and step_in_epoch < steps_per_epoch:
-      stage.ckpts.save("latest", state, stage.meta(progress), step=progress.step)
+      stage.ckpts.save("latest", state, stage.meta(progress, it.get_state()), step=progress.step)
+  it.close()
   _flush(pending, progress.step, stage, bar)  # an epoch cut short by skipped files
   if bar is not None:
     bar.close()
@@ -714,10 +716,26 @@ def _finish(stage: _Stage, state, progress: train_lib.Progress, epoch_times, t0)
                   "last": stage.full_variables(state)}
 
 
-def _pipeline_state(progress: train_lib.Progress) -> dict:
-  """The input pipeline's position at `progress.step`, saved in every checkpoint's JSON meta. Until the grain
-  pipeline lands (its iterator state goes here), the position is the number of this epoch's batches trained."""
-  return {"format": "start_batch", "start_batch": progress.step_in_epoch}
+def _saved_pipeline(stage: _Stage, meta: Mapping, progress: train_lib.Progress) -> dict | None:
+  """The training iterator's state a restored checkpoint holds (None at an epoch boundary), checked against its
+  progress record. `pipeline.batches` then checks that it belongs to this epoch (seed, split size, batch size).
+
+  Checkpoints from before the grain pipeline have no state: their mid-epoch position is `progress.step_in_epoch`
+  global batches, which is what the state would say (the global batches are the same).
+  """
+  where = f"{stage.ckpts.dir}/latest"
+  if "pipeline" not in meta:
+    return None
+  saved = meta["pipeline"]
+  if saved is None:
+    if progress.step_in_epoch:
+      raise ckpt_lib.CheckpointError(f"{where}: saved {progress.step_in_epoch} batches into an epoch without the "
+                                     "input pipeline's position")
+    return None
+  if not isinstance(saved, dict) or saved.get("next_batch") != progress.step_in_epoch:
+    raise ckpt_lib.CheckpointError(f"{where}: the input pipeline's saved position {saved} does not match the "
+                                   f"progress record ({progress.step_in_epoch} batches into the epoch)")
+  return dict(saved)
 
 
 def _synthetic_global(batch: dict, layout: sharding.Layout) -> dict:

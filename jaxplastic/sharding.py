@@ -190,11 +190,9 @@ def process_rows(num_rows: int, process_index: int | None = None, process_count:
   return slice(p * per, (p + 1) * per)
 
 
-# TEMPORARY ADAPTER (until the grain pipeline lands): today's `pipeline.batches` yields whole GLOBAL batches on every
-# process; this keeps this process's rows. The grain pipeline takes `process_index=`/`process_count=` and yields
-# exactly these rows itself; then experiment.py passes those arguments and drops this call.
 def local_rows(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """This process's rows of a global batch (see `process_rows`)."""
+  """This process's rows of a global batch that every process holds whole (synthetic batches; the input pipeline
+  yields only this process's rows itself), see `process_rows`."""
   if jax.process_count() == 1:
     return dict(batch)
   rows = process_rows(len(next(iter(batch.values()))))

@@ -182,11 +182,26 @@ def test_nan_loss_stops_with_clear_message_and_good_checkpoint(toy_root, tmp_pat
   workdir = str(tmp_path / "nan")
   real_batches = experiment.pipeline.batches
 
-  def poisoned(*args, **kwargs):
-    for i, batch in enumerate(real_batches(*args, **kwargs)):
-      if kwargs.get("train") and kwargs.get("epoch") == 1 and i == 1:
-        batch = dict(batch, audio=np.full_like(batch["audio"], np.nan))
-      yield batch
+  class Poisoned:
+    """The real iterator (its state goes into checkpoints), with NaN audio in the second epoch's second batch."""
+
+    def __init__(self, *args, **kwargs):
+      self.it, self.i, self.poison = real_batches(*args, **kwargs), 0, kwargs.get("train") and kwargs["epoch"] == 1
+
+    def __iter__(self):
+      return self
+
+    def __next__(self):
+      batch, self.i = next(self.it), self.i + 1
+      return dict(batch, audio=np.full_like(batch["audio"], np.nan)) if self.poison and self.i == 2 else batch
+
+    def get_state(self):
+      return self.it.get_state()
+
+    def close(self):
+      self.it.close()
+
+  poisoned = Poisoned
 
   monkeypatch.setattr(experiment.pipeline, "batches", poisoned)
   with pytest.raises(experiment.NonFiniteLossError, match="last good checkpoint"):

@@ -400,8 +400,9 @@ def test_state_resumes_exactly_on_any_process_count(split, train):
   _assert_same(head + rest, _epoch(split, **{k: v for k, v in kwargs.items() if k != "batch_size"}))
   with pytest.raises(ValueError, match="epoch"):
     batches(split, **{**kwargs, "epoch": 8}, state=state)
-  with pytest.raises(ValueError, match="not both"):
-    batches(split, **kwargs, state=state, start_batch=1)
+  _assert_same(list(batches(split, **kwargs, state=state, start_batch=1)), rest)  # agreeing start_batch is allowed
+  with pytest.raises(ValueError, match="resumes at batch 1"):
+    batches(split, **kwargs, state=state, start_batch=2)
 
 
 def test_worker_processes_give_the_same_batches_and_fill_the_cache(tmp_path):

@@ -324,7 +324,8 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
     trim_silence_db: if set, strip leading/trailing silence below this many dB under the peak
       before cropping (the PA silence-shortcut check).
     start_batch: resume an epoch at this global batch: earlier batches are not decoded, and later ones equal those
-      of an uninterrupted epoch exactly (bad files included). Same as `state` with `next_batch=start_batch`.
+      of an uninterrupted epoch exactly (bad files included). Same as `state` with `next_batch=start_batch`; given
+      with `state`, the two must agree.
     pad: how clips shorter than `num_samples` are filled: "repeat" (tiled) or "zero" (the authors').
     train_crop: "random" (a random window of longer training clips) or "first" (the first
       `num_samples`, the authors'); dev/eval always take the first.
@@ -370,9 +371,10 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
   identity = {"seed": seed, "epoch": epoch, "train": train, "batch_size": batch_size, "num_items": n,
               "drop_last": drop_last}
   if state is not None:
-    if start_batch:
-      raise ValueError("pass either state or start_batch, not both")
-    start_batch = _check_state(state, identity)
+    resume_at = _check_state(state, identity)
+    if start_batch and start_batch != resume_at:
+      raise ValueError(f"start_batch={start_batch} but the state resumes at batch {resume_at}")
+    start_batch = resume_at
   if layout.dropped_partial:
     logging.warning("the last training batch has %d rows, which do not split over %d processes; it is dropped "
                     "on every process", layout.partial_rows, process_count)
