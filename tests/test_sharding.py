@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 
 import jax
 import jax.numpy as jnp
@@ -133,7 +134,7 @@ def _bitwise(a, b):
 
 
 def _num_sharded(tree):
-  return sum(any(p is not None for p in x.sharding.spec) for x in jax.tree_util.tree_leaves(tree))
+  return sum(any(p is not None for p in getattr(x.sharding, "spec", ())) for x in jax.tree_util.tree_leaves(tree))
 
 
 def _layouts():
@@ -160,39 +161,41 @@ def _grown_dropin(layout):
 # The 4-device worker (runs in the subprocess).
 
 
-def _worker(out_path, ckpt_in, ckpt_out):
-  layouts = _layouts()
-  out = {"train": {}, "bf16": {}, "surgery": {}, "checkpoint": {}}
-
-  # Training steps: 4 devices (replicated, FSDP) vs 1, three models.
-  refs = {}
+def _check_train(layouts, refs):
+  """Training steps: 4 devices (replicated, FSDP) vs 1, three models; fills `refs` with the 1-device runs."""
+  out = {}
   for name, (fields, n) in MODELS.items():
     init = experiment.init_variables(experiment.build(fields), jax.random.PRNGKey(0), n, layouts["single"])
     ref, _, _ = _train(fields, layouts["single"], init, n)
     refs[name] = init, ref
     res = {"moved": _rel_diff(ref.params, sharding.put(init["params"], layouts["single"]))}
     for lname in ("data4", "fsdp"):
-      state, train_fn, metrics = _train(fields, layouts[lname], init, n)
-      shardings_kept = all(x.sharding == s for x, s in zip(jax.tree_util.tree_leaves(state),
-                                                           jax.tree_util.tree_leaves(layouts[lname].tree(state))))
+      state, _, metrics = _train(fields, layouts[lname], init, n)
+      leaves = jax.tree_util.tree_leaves(state)
       res[lname] = {"rel_diff": _rel_diff(state, ref), "sharded_leaves": _num_sharded(state),
-                    "large_leaves": sum(x.size >= layouts[lname].fsdp_min_size for x in jax.tree_util.tree_leaves(
-                        state)), "leaves": len(jax.tree_util.tree_leaves(state)), "shardings_kept": shardings_kept,
-                    "loss_finite": bool(np.isfinite(float(metrics["loss"])))}
-    out["train"][name] = res
+                    "large_leaves": sum(x.size >= layouts[lname].fsdp_min_size for x in leaves),
+                    "leaves": len(leaves), "loss_finite": bool(np.isfinite(float(metrics["loss"]))),
+                    "shardings_kept": all(x.sharding == s for x, s in zip(
+                        leaves, jax.tree_util.tree_leaves(layouts[lname].tree(state))))}
+    out[name] = res
+  return out
 
-  # bfloat16 compute with float32 parameters and optimizer state, on 4 devices (FSDP), against float32 on 1.
+
+def _check_bf16(layouts, refs):
+  """bfloat16 compute with float32 parameters and optimizer state, on 4 devices (FSDP), against float32 on 1."""
   fields, n = dict(GRNN, dtype="bfloat16"), MODELS["grnn"][1]
   init, ref = refs["grnn"]
   state, train_fn, _ = _train(fields, layouts["fsdp"], init, n)
   hlo = train_fn.lower(state, sharding.global_batch(_batches(n, 1)[0], layouts["fsdp"])).as_text()
-  out["bf16"] = {"update_diff": _update_diff(state.params, ref.params, init["params"]),
-                 "rel_diff": _rel_diff(state, ref),
-                 "state_dtypes": sorted({str(x.dtype) for x in jax.tree_util.tree_leaves(state)}),
-                 "bf16_ops": hlo.count("bf16"), "sharded_leaves": _num_sharded(state)}
+  return {"update_diff": _update_diff(state.params, ref.params, init["params"]), "rel_diff": _rel_diff(state, ref),
+          "state_dtypes": sorted({str(x.dtype) for x in jax.tree_util.tree_leaves(state)}),
+          "bf16_ops": hlo.count("bf16"), "sharded_leaves": _num_sharded(state)}
 
-  # Surgery under the FSDP mesh vs on one device: grow, split, prune (leading and importance), bit for bit.
+
+def _check_surgery(layouts):
+  """Surgery under the FSDP mesh vs on one device, a dropin stage's steps, and a plasticity prune."""
   fsdp, single = layouts["fsdp"], layouts["single"]
+  # Grow, split, prune of the grown model: bit for bit.
   small_h, fresh_h, grown_h, plan, part = _grown_dropin(single)
   small_s, fresh_s, grown_s, _, _ = _grown_dropin(fsdp)
   split_h = sharding.apply(part.split, single, grown_h["params"])
@@ -226,8 +229,8 @@ def _worker(out_path, ckpt_in, ckpt_out):
   groups = surgery.width_groups(experiment.build, GRNN, GRNN_GROWN, (1, n))
   keep_s = surgery.keep_most_important(surgery.unit_importance(full_s, groups), prune_plan, groups)
   keep_h = surgery.keep_most_important(surgery.unit_importance(host_full, groups), prune_plan, groups)
-  res["importance_keep_same"] = {k: v.tolist() for k, v in keep_s.items()} == {k: v.tolist() for k, v in
-                                                                             keep_h.items()}
+  res["importance_keep_same"] = ({k: v.tolist() for k, v in keep_s.items()}
+                                 == {k: v.tolist() for k, v in keep_h.items()})
   imp_s = sharding.apply(functools.partial(surgery.prune, plan=prune_plan, keep=keep_s, groups=groups), fsdp, full_s)
   res["prune_importance"] = _bitwise(imp_s, surgery.prune(host_full, prune_plan, keep=keep_h, groups=groups))
   # Old and new units mixed (the importance scores above may keep the first units, which slicing also keeps).
@@ -235,11 +238,15 @@ def _worker(out_path, ckpt_in, ckpt_out):
   mix_s = sharding.apply(functools.partial(surgery.prune, plan=prune_plan, keep=mixed, groups=groups), fsdp, full_s)
   mix_h = surgery.prune(host_full, prune_plan, keep=mixed, groups=groups)
   res["prune_gather"] = _bitwise(mix_s, mix_h) and not _bitwise(mix_s, pruned_s)
-  out["surgery"] = res
+  return res
 
-  # Checkpoints: a grown dropin stage saved on 1 device (by the test process) restored on the FSDP mesh; then pruned
-  # there and saved on 4 devices, for the test process to restore on 1.
-  like, _, _ = _state(GRNN_GROWN, fsdp, grown_s, part)
+
+def _check_checkpoint(layouts, ckpt_in, ckpt_out):
+  """A grown dropin stage saved on 1 device (by the test process) restored on the FSDP mesh; then pruned there and
+  saved on 4 devices, for the test process to restore on 1."""
+  fsdp = layouts["fsdp"]
+  small, _, grown, _, part = _grown_dropin(fsdp)
+  like, _, _ = _state(GRNN_GROWN, fsdp, grown, part)
   ck = checkpoints.StageCheckpoints(ckpt_in, 1, "dropin")
   try:
     restored, meta = ck.restore("latest", like)
@@ -247,22 +254,36 @@ def _worker(out_path, ckpt_in, ckpt_out):
     ck.close()
   expected = dict(np.load(os.path.join(ckpt_in, "expected.npz")))
   got = _flat(restored)
-  out["checkpoint"] = {
-      "restored_bitwise": got.keys() == expected.keys() and all(np.array_equal(got[k], expected[k]) for k in got),
-      "restored_sharded_leaves": _num_sharded(restored), "meta": meta,
-      "restored_shardings": all(x.sharding == y.sharding for x, y in zip(jax.tree_util.tree_leaves(restored),
-                                                                         jax.tree_util.tree_leaves(like)))}
+  out = {"restored_bitwise": got.keys() == expected.keys() and all(np.array_equal(got[k], expected[k]) for k in got),
+         "restored_sharded_leaves": _num_sharded(restored), "meta": meta,
+         "restored_shardings": all(x.sharding == y.sharding for x, y in zip(jax.tree_util.tree_leaves(restored),
+                                                                            jax.tree_util.tree_leaves(like)))}
   full = sharding.apply(part.merge_variables, fsdp, restored.params, restored.frozen, restored.model_state)
-  pruned = sharding.apply(functools.partial(surgery.prune, plan=prune_plan), fsdp, full)
+  pruned = sharding.apply(functools.partial(surgery.prune, plan=surgery.make_plan(small, grown, what="prune")),
+                          fsdp, full)
   state, _, _ = _state(GRNN, fsdp, pruned)
   state = state.replace(step=sharding.put(np.int32(7), fsdp))
-  out["checkpoint"]["saved_sharded_leaves"] = _num_sharded(state)
+  out["saved_sharded_leaves"] = _num_sharded(state)
   ck = checkpoints.StageCheckpoints(ckpt_out, 2, "pruned")
   try:
     ck.save("latest", state, {"stage": "pruned", "model": GRNN})
   finally:
     ck.close()
   np.savez(os.path.join(ckpt_out, "expected.npz"), **_flat(state))
+  return out
+
+
+def _worker(out_path, ckpt_in, ckpt_out):
+  """Runs every check; a check that raises records its traceback under "error" and the others still run."""
+  layouts, refs, out = _layouts(), {}, {}
+  checks = {"train": lambda: _check_train(layouts, refs), "bf16": lambda: _check_bf16(layouts, refs),
+            "surgery": lambda: _check_surgery(layouts),
+            "checkpoint": lambda: _check_checkpoint(layouts, ckpt_in, ckpt_out)}
+  for name, check in checks.items():
+    try:
+      out[name] = check()
+    except Exception:  # pylint: disable=broad-except
+      out[name] = {"error": traceback.format_exc()}
   with open(out_path, "w") as f:
     json.dump(out, f, indent=1)
 
@@ -298,10 +319,17 @@ def four(tmp_path_factory):
     return json.load(f), ckpt_out
 
 
+def _section(four, name):
+  """One check's results from the worker; a check that raised fails here with its traceback."""
+  res = four[0][name]
+  assert "error" not in res, res.get("error")
+  return res
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("layout", ["data4", "fsdp"])
 def test_train_steps_on_four_devices_match_one(four, model, layout):
-  res = four[0]["train"][model]
+  res = _section(four, "train")[model]
   got = res[layout]
   assert got["loss_finite"] and got["shardings_kept"]
   rtol = RTOL_RESNET if model == "resnet18" else RTOL
@@ -314,7 +342,7 @@ def test_train_steps_on_four_devices_match_one(four, model, layout):
 
 
 def test_bfloat16_compute_keeps_float32_state(four):
-  res = four[0]["bf16"]
+  res = _section(four, "bf16")
   assert res["state_dtypes"] == ["float32", "int32"]  # parameters, moments, statistics; the step counter
   assert res["bf16_ops"] > 0 and res["sharded_leaves"] > 0  # the compiled, FSDP-sharded step computes in bfloat16
   assert RTOL < res["rel_diff"], res  # not the float32 computation
@@ -322,7 +350,7 @@ def test_bfloat16_compute_keeps_float32_state(four):
 
 
 def test_surgery_under_the_mesh_is_bitwise_what_one_device_computes(four):
-  res = four[0]["surgery"]
+  res = _section(four, "surgery")
   assert res["grown_sharded_leaves"] > 0
   for key in ("init", "grow", "split", "prune_of_grow", "prune", "prune_importance", "importance_keep_same",
               "prune_gather"):
@@ -330,7 +358,7 @@ def test_surgery_under_the_mesh_is_bitwise_what_one_device_computes(four):
 
 
 def test_dropin_stage_and_plasticity_prune_on_four_devices_match_one(four):
-  res = four[0]["surgery"]
+  res = _section(four, "surgery")
   assert res["dropin_originals_bitwise"]  # frozen originals stay exactly the baseline's
   assert res["dropin_zero_blocks"] > 0 and res["dropin_zero_blocks_zero"]
   assert res["dropin_moved"] > 50 * RTOL, res
@@ -338,8 +366,8 @@ def test_dropin_stage_and_plasticity_prune_on_four_devices_match_one(four):
 
 
 def test_checkpoint_saved_on_one_device_restores_on_four_and_back(four):
-  res, ckpt_out = four
-  ck = res["checkpoint"]
+  ckpt_out = four[1]
+  ck = _section(four, "checkpoint")
   assert ck["restored_bitwise"] and ck["restored_shardings"]
   assert ck["restored_sharded_leaves"] > 0 and ck["saved_sharded_leaves"] > 0
   assert ck["meta"]["model"]["hidden_sizes"] == list(GRNN_GROWN["hidden_sizes"])
