@@ -128,6 +128,7 @@ def test_only_process_zero_writes_the_run_files(runs):
   two, _, _ = runs
   with open(os.path.join(two, "metrics.jsonl")) as f:
     lines = [json.loads(l) for l in f]
-  assert sum("dev/eer" in l for l in lines) == EPOCHS  # one line per epoch, not one per process
+  assert sum("dev/lr_scale" in l for l in lines) == EPOCHS  # one line per epoch, not one per process
+  assert sum("eval/eer" in l for l in lines) == 1  # the stage's final scores
   assert sum("train/loss" in l for l in lines) == EPOCHS * STEPS_PER_EPOCH // 2  # logged every 2 steps
   assert len(os.listdir(os.path.join(two, "tensorboard"))) == 1  # one event file: one writer
