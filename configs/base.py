@@ -119,8 +119,8 @@ def get_config():
   # updating every running buffer in train mode) or "freeze" (kept bit-identical with the frozen weights).
   config.dropin.batch_stats = "update"
 
-  # The device mesh over every device of every process (docs/scaling.md). data.batch_size and eval_batch_size are
-  # GLOBAL batches, split over all data x fsdp devices, so they must be multiples of the device count.
+  # The device mesh over every device of every process (README "Running on GPUs and Cloud TPU"). data.batch_size
+  # and eval_batch_size are GLOBAL batches, split over all data x fsdp devices: multiples of the device count.
   config.mesh = ml_collections.ConfigDict()
   # Devices along the data-parallel axis; -1: every device fsdp leaves.
   config.mesh.data = -1
