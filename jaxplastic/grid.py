@@ -59,7 +59,7 @@ SWEEP_METHOD = Method("dropin", ("baseline", "dropin"))
 
 # Config keys that do not change what a cell computes; a finished cell is reused when only these differ.
 HOST_ONLY_KEYS = ("train.progress", "train.log_every_steps", "train.checkpoint_every_steps", "data.num_threads",
-                  "data.prefetch_batches", "data.cache_audio")
+                  "data.prefetch_batches", "data.cache_audio", "data.num_workers", "distributed.")
 
 
 class GridError(ValueError):
@@ -233,7 +233,8 @@ def config_differences(stored: Mapping, wanted: Mapping) -> list[str]:
   """Keys whose values differ between two config JSONs, ignoring `HOST_ONLY_KEYS`."""
   a, b = _flat(stored), _flat(wanted)
   # The baseline a cell loads is named by an absolute path; a moved grid folder is still the same grid.
-  same = lambda k: k in HOST_ONLY_KEYS or (k.startswith("stages[") and k.endswith("].checkpoint"))
+  same = lambda k: (k in HOST_ONLY_KEYS or any(k.startswith(p) for p in HOST_ONLY_KEYS if p.endswith("."))
+                    or (k.startswith("stages[") and k.endswith("].checkpoint")))
   return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not same(k))
 
 

@@ -328,3 +328,12 @@ def test_grid_end_to_end_resumes_and_reuses_finished_cells(tmp_path, monkeypatch
   changed.models.grnn.epochs_per_stage = 2
   with pytest.raises(grid.GridError, match=r"num_epochs"):
     grid.run(changed, workdir)
+
+
+def test_config_differences_ignore_host_only_settings():
+  stored = {"data": {"num_workers": 0, "root": "a"}, "distributed": {"initialize": "auto", "process_id": -1},
+            "mesh": {"data": -1}}
+  wanted = {"data": {"num_workers": 4, "root": "a"}, "distributed": {"initialize": "off", "process_id": 1},
+            "mesh": {"data": 2}}
+  # Workers and the distributed start-up do not change results; the mesh changes float rounding, so it counts.
+  assert grid.config_differences(stored, wanted) == ["mesh.data"]
