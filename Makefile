@@ -20,11 +20,20 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Optional: more real speech for the demo corpus (Debian's codec2 recordings); skipped when not root or offline.
+# Optional: more real speech for the demo corpus, ~150 MB (Debian's codec2 recordings and Asterisk voice prompts:
+# ~2.5 h of studio prompts by seven voices). Installed when root and online; otherwise the corpus is built from what
+# is there (docs/demo_corpus.md says what that changes, and how to unpack the packages without root).
+DEMO_DEBS := codec2-examples asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
+  asterisk-core-sounds-it-wav asterisk-prompt-it-menardi-wav asterisk-core-sounds-ru-wav asterisk-prompt-es-co \
+  asterisk-prompt-fr-armelle
 demo-sources:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s codec2-examples >/dev/null 2>&1; then \
-	  (apt-get update -qq && apt-get install -y -qq codec2-examples) >/dev/null 2>&1 \
-	    || echo "codec2-examples not installed; the demo corpus uses the ARCTIC samples only"; fi
+	@missing=; for p in $(DEMO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq >/dev/null 2>&1; \
+	  apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 || for p in $$missing; do \
+	    apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1 || echo "$$p not installed"; done; \
+	elif [ -n "$$missing" ]; then \
+	  echo "not installed (needs root and apt):$$missing; the demo corpus uses the speech that is installed"; fi
 
 demo: $(VENV)/.installed demo-sources
 	$(PY) run.py --config=configs/demo.py:resnet18 --workdir=runs/demo_resnet18
