@@ -3,12 +3,16 @@
   python run.py --config=configs/demo.py:resnet18 --workdir=runs/demo_resnet18
   python run.py --config=configs/demo.py:grnn --workdir=runs/demo_grnn
 
-`make demo` runs both and prints the comparison. See docs/demo_corpus.md for what the corpus is and is not.
+`make demo` runs both and prints the comparison. See docs/demo_corpus.md for what the corpus is and is not, and for
+why this recipe differs from the paper configs it imports (2 s crops, no padded frames, more epochs).
 """
 
 from configs import base
 from configs import la_grnn
 from configs import la_resnet
+
+# Demo utterances are 1-3 s long: a 2 s crop holds most of one, where the authors' 4 s would be half repeats.
+NUM_SAMPLES = 32000
 
 
 def get_config(arg="resnet18"):
@@ -23,11 +27,15 @@ def get_config(arg="resnet18"):
   config.data.root = "runs/demo_corpus"
   config.data.demo_size = "default"
   config.data.cache_audio = True
-  config.train.log_every_steps = 10
-  config.train.checkpoint_every_steps = 100
-  if arg == "grnn":
+  config.data.num_samples = NUM_SAMPLES
+  config.train.log_every_steps = 20
+  config.train.checkpoint_every_steps = 200
+  if arg == "resnet18":
+    # Exactly the crop's frames (1 + 32000 // 512): the paper's 224 would zero-pad 72 % of every image.
+    config.model.num_frames = 1 + NUM_SAMPLES // config.model.hop_length
+    config.stages = [base.stage("baseline", num_epochs=8)]
+  else:
     # The GRNN learns slowly at the authors' 1e-4; the demo's few epochs need a larger step.
     config.optim.learning_rate = 1e-3
-  # ~40 s per ResNet-18 epoch and ~5 s per GRNN epoch on 2 CPU cores.
-  config.stages = [base.stage("baseline", num_epochs=6 if arg == "resnet18" else 18)]
+    config.stages = [base.stage("baseline", num_epochs=20)]
   return config
