@@ -41,7 +41,7 @@ demo: $(VENV)/.installed demo-sources
 	$(PY) -m jaxplastic.summarize runs/demo_resnet18 runs/demo_grnn
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --maxprocesses 4 tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -25,12 +25,14 @@ setup(
         "transformers>=4.40",  # configs only; no torch needed at run time
         "tqdm",
         "tensorboardX",
+        # Plots (DET curves, the dropin sweep, GradCAM); drawn on the Agg canvas.
+        "matplotlib>=3.5",
         # The demo corpus: real CMU ARCTIC speech ships in pysptk's wheel; WORLD and MLSA vocoders make the spoofs.
         "pysptk>=1.0",
         "pyworld>=0.3",
     ],
     extras_require={
-        "test": ["pytest>=8", "torch==2.13.0"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0"],
     },
     entry_points={"console_scripts": ["jaxplastic-score=jaxplastic.score_cli:main"]},
 )

@@ -4,7 +4,8 @@ Exports randomly initialised ResNet-18 (64/128/256/512) and GRNN (64/64/32/32) m
 not depend on the weights), writes `--files` generated FLAC files of `--seconds` each, and times
 scoring them end to end (decode + resample check + forward) in 4 s mode and full-length mode, after
 a warm-up that compiles every batch shape used. Real-time factor (RTF) = wall seconds / audio
-seconds (lower is faster; 0.01 = 100x real time).
+seconds (lower is faster; 0.01 = 100x real time). Prints the command and the load average before
+and after; rows timed while other processes kept more than _bench.IDLE_LOAD cores busy say LOADED.
 
   python benchmarks/bench_scoring.py [--files 64] [--seconds 6] [--batch-size 32]
                                      [--models resnet18,grnn]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -26,6 +28,9 @@ from jaxplastic import evaluation
 from jaxplastic import experiment
 from jaxplastic import models
 from jaxplastic import scoring
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bench  # noqa: E402  pylint: disable=g-import-not-at-top
 
 NUM_SAMPLES = 64600
 RATE = 16000
@@ -80,6 +85,8 @@ def main() -> None:
                  default=2,
                  help="timed passes per row (the best is reported)")
   args = p.parse_args()
+  _bench.header()
+  watch = _bench.LoadWatch()
 
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +101,7 @@ def main() -> None:
         det.score_files(paths, full_length=full,
                         progress=False)  # compiles every batch shape this run uses
         first = time.perf_counter() - t0
-        best = float("inf")
+        best, row_watch = float("inf"), _bench.LoadWatch()
         for _ in range(args.repeats):
           t0 = time.perf_counter()
           results = det.score_files(paths, full_length=full, progress=False)
@@ -113,12 +120,15 @@ def main() -> None:
             "windows/s": windows / best,
             "x real time": audio_seconds / best,
             "RTF": best / audio_seconds,
-            "compiled shapes": det.compiled_shapes()
+            "compiled shapes": det.compiled_shapes(),
+            "load": row_watch.close() or "idle",
         })
         print(f"{name} {'full' if full else '4s'}: {best:.2f} s", flush=True)
   print(f"\n{args.files} files x {args.seconds:g} s, batch {args.batch_size}, "
         f"{jax.devices()[0].platform}, {os.cpu_count()} CPU cores")
   print(evaluation.format_table(rows, list(rows[0].keys())))
+  watch.close()
+  print(watch.report())
 
 
 if __name__ == "__main__":

@@ -2,16 +2,19 @@
 
 Measures (1) scoring one 4 s clip, batch 1: real-time factor = compute seconds / 4 s of audio, and
 (2) one training step (batch 2 x 4 s, AdamW, cross-entropy through the authors' head). LayerDrop and
-SpecAugment are off on both sides (ours has no SpecAugment; LayerDrop would make torch skip random
-layers); dropout is on. Calls alternate between the two so both see the same machine load.
+SpecAugment are off on both sides (LayerDrop would make torch skip random layers); dropout is on.
+Calls alternate between the sides so both see the same machine load; each row gives the median
+wall time, the median process CPU seconds, and for the train step XLA's FLOPs and both sides'
+GFLOP/s next to the measured float32 matmul peak. Ours uses benchmarks/_bench.py's XLA:CPU
+compiler options; JAX uses XLA's default threads, PyTorch torch.set_num_threads(--threads). Rows
+are marked LOADED when the machine was not idle (see _bench.py).
 
-Run:  python benchmarks/bench_wav2vec2.py [--dtype bfloat16] [--repeats 5]
-Takes 3-4 minutes on 2 CPU cores (most of it the torch side and the ~45 s train-step compile).
+Run:  python benchmarks/bench_wav2vec2.py [--dtype bfloat16] [--repeats 5] [--variants xla-posconv]
+Takes 3-4 minutes on 2 idle CPU cores (most of it the torch side and the ~45 s train-step compile).
 """
 import argparse
 import os
-import statistics
-import time
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -20,24 +23,28 @@ import optax
 import torch
 import transformers
 
-from jaxplastic.hf_checkpoint import params_from_hf_tensors
-from jaxplastic.models.wav2vec2 import Wav2Vec2Classifier, from_hf_config
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bench  # noqa: E402  pylint: disable=g-import-not-at-top
+from jaxplastic.hf_checkpoint import params_from_hf_tensors  # noqa: E402
+from jaxplastic.models import wav2vec2_layers  # noqa: E402
+from jaxplastic.models.wav2vec2 import Wav2Vec2Classifier, from_hf_config  # noqa: E402
 
 SAMPLE_RATE = 16000
 SECONDS = 4.0
 
 
-def _time_pair(fn_a, fn_b, repeats):
-  """Median wall times of `fn_a()` and `fn_b()`, calls interleaved (same machine load)."""
-  fn_a()
-  fn_b()
-  times_a, times_b = [], []
-  for _ in range(repeats):
-    for fn, times in ((fn_a, times_a), (fn_b, times_b)):
-      start = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - start)
-  return statistics.median(times_a), statistics.median(times_b)
+def _plain_grouped_conv(x, w, padding, groups):
+  return wav2vec2_layers._grouped_conv(x, w, padding, groups)  # pylint: disable=protected-access
+
+
+# Extra JAX train-step rows (--variants), each undoing one speed choice: name -> (row suffix,
+# compiler options (None: ours), {(module, attribute): replacement} while the row runs).
+VARIANTS = {
+    "xla-defaults": ("XLA default options", {}, {}),
+    "xla-posconv": ("XLA positional-conv gradient", None,
+                    {(wav2vec2_layers, "grouped_conv1d"): _plain_grouped_conv}),
+}
 
 
 class TorchClassifier(torch.nn.Module):
@@ -59,13 +66,54 @@ class TorchClassifier(torch.nn.Module):
     return self.dense2(self.dropout(torch.relu(self.dense1(pooled))))
 
 
+def jax_train_step(model, params, audio, labels, options, patches):
+  """A blocking callable running one AdamW step (state kept inside), and its XLA FLOPs."""
+  tx = optax.adamw(1e-4, weight_decay=0.01)
+
+  def loss_fn(p, audio, labels, rng):
+    logits = model.apply({"params": p}, audio, train=True, rngs={"dropout": rng})
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+  def train_step(p, o, audio, labels, rng):
+    loss, grads = jax.value_and_grad(loss_fn)(p, audio, labels, rng)
+    updates, o = tx.update(grads, o, p)
+    return optax.apply_updates(p, updates), o, loss
+
+  step = jax.jit(train_step, compiler_options=options)
+  state = {"p": params, "o": tx.init(params), "i": 0}
+  with _bench.patched(patches):
+    compiled = step.lower(params, state["o"], audio, labels, jax.random.PRNGKey(0)).compile()
+  flops = _bench.xla_flops(compiled)
+
+  def run():
+    state["i"] += 1
+    state["p"], state["o"], loss = compiled(state["p"], state["o"], audio, labels,
+                                            jax.random.PRNGKey(state["i"]))
+    loss.block_until_ready()
+
+  return run, flops
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+  parser.add_argument("--variants", default="", help=f"extra JAX rows: {','.join(VARIANTS)}")
   args = parser.parse_args()
-  torch.set_num_threads(2)
+  variants = [v for v in args.variants.split(",") if v]
+  for v in variants:
+    if v not in VARIANTS:
+      parser.error(f"unknown variant {v!r}; known: {sorted(VARIANTS)}")
+  torch.set_num_threads(args.threads)
   torch.manual_seed(0)
+  _bench.header(args.threads)
+  options = _bench.compiler_options()
+  print(f"ours: jax.jit(compiler_options={options})")
+  whole = _bench.LoadWatch()
+  peak = _bench.matmul_peak(torch_threads=args.threads)
+  print("float32 2048x2048 matmul peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s"
+                                                      for k, v in peak.items()))
   num_samples = int(SECONDS * SAMPLE_RATE)
 
   hf_config = transformers.Wav2Vec2Config(layerdrop=0.0, mask_time_prob=0.0)
@@ -80,54 +128,37 @@ def main():
   params["head"] = model.init(jax.random.PRNGKey(0), audio1[:, :400], train=False)["params"]["head"]
   torch_model = TorchClassifier(hf_model, params["head"])
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
-  print(f"load average (1/5/15 min): {os.getloadavg()}")
-  print(
-      f"wav2vec2-base + head: {n_params / 1e6:.2f} M params, dtype={args.dtype}, "
-      f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} (2 threads)"
-  )
+  print(f"wav2vec2-base + head: {n_params / 1e6:.2f} M params, dtype={args.dtype}")
 
   # ---- inference, batch 1 ----
-  score = jax.jit(lambda p, a: model.apply({"params": p}, a, train=False))
-  t0 = time.perf_counter()
+  watch = _bench.LoadWatch()
+  score = jax.jit(lambda p, a: model.apply({"params": p}, a, train=False),
+                  compiler_options=options)
   ours_logits = np.asarray(score(params, audio1))
-  print(f"jax inference compile+first run: {time.perf_counter() - t0:.1f} s")
   torch_model.eval()
-  with torch.no_grad():
-    torch_logits = torch_model(torch.from_numpy(np.array(audio1))).numpy()
-  print(f"logit max |ours - torch| = {np.abs(ours_logits - torch_logits).max():.2e}")
   torch_audio1 = torch.from_numpy(np.array(audio1))
   with torch.no_grad():
-    t_ours, t_torch = _time_pair(lambda: score(params, audio1).block_until_ready(),
-                                 lambda: torch_model(torch_audio1), args.repeats)
-  print(f"inference 1 x {SECONDS:.0f} s: ours {t_ours * 1e3:.0f} ms (RTF {t_ours / SECONDS:.3f}), "
-        f"torch {t_torch * 1e3:.0f} ms (RTF {t_torch / SECONDS:.3f}), "
-        f"speed-up ours/torch {t_torch / t_ours:.2f}x")
+    torch_logits = torch_model(torch_audio1).numpy()
+  print(f"logit max |ours - torch| = {np.abs(ours_logits - torch_logits).max():.2e}")
+  with torch.no_grad():
+    r = _bench.time_interleaved({"ours": lambda: score(params, audio1).block_until_ready(),
+                                 "torch": lambda: torch_model(torch_audio1)}, args.repeats, 1)
+  label = watch.close()
+  print(watch.report())
+  mark = f"  {label}" if label else ""
+  for side in ("ours", "torch"):
+    print(f"inference 1 x {SECONDS:.0f} s, {side:5s}: {r[side]['wall'] * 1e3:7.0f} ms "
+          f"(RTF {r[side]['wall'] / SECONDS:.3f}), CPU {r[side]['cpu']:.2f} s{mark}")
+  print(f"speed-up ours/torch (inference): {r['torch']['wall'] / r['ours']['wall']:.2f}x "
+        f"(wall), {r['torch']['cpu'] / r['ours']['cpu']:.2f}x (CPU s){mark}")
 
   # ---- training step, batch 2 ----
-  tx = optax.adamw(1e-4, weight_decay=0.01)
-  opt_state = tx.init(params)
-
-  def loss_fn(p, audio, labels, rng):
-    logits = model.apply({"params": p}, audio, train=True, rngs={"dropout": rng})
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-  @jax.jit
-  def train_step(p, o, audio, labels, rng):
-    loss, grads = jax.value_and_grad(loss_fn)(p, audio, labels, rng)
-    updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), o, loss
-
-  state = {"p": params, "o": opt_state, "i": 0}
-
-  def ours_step():
-    state["i"] += 1
-    state["p"], state["o"], loss = train_step(state["p"], state["o"], audio2, labels2,
-                                              jax.random.PRNGKey(state["i"]))
-    loss.block_until_ready()
-
-  t0 = time.perf_counter()
-  ours_step()
-  print(f"jax train-step compile+first run: {time.perf_counter() - t0:.1f} s")
+  steps, flops = {}, None
+  steps["ours"], flops = jax_train_step(model, params, audio2, labels2, options, {})
+  for v in variants:
+    suffix, opts, patches = VARIANTS[v]
+    steps[f"ours, {suffix}"] = jax_train_step(model, params, audio2, labels2,
+                                              options if opts is None else opts, patches)[0]
   torch_model.train()
   optimizer = torch.optim.AdamW(torch_model.parameters(), lr=1e-4, weight_decay=0.01)
   torch_audio = torch.from_numpy(np.array(audio2))
@@ -139,10 +170,21 @@ def main():
     loss.backward()
     optimizer.step()
 
-  t_ours_train, t_torch_train = _time_pair(ours_step, torch_step, args.repeats)
-  print(f"train step 2 x {SECONDS:.0f} s: ours {t_ours_train:.2f} s, torch {t_torch_train:.2f} s, "
-        f"speed-up ours/torch {t_torch_train / t_ours_train:.2f}x")
-  print(f"load average (1/5/15 min): {os.getloadavg()}")
+  steps["torch"] = torch_step
+  watch = _bench.LoadWatch()
+  r = _bench.time_interleaved(steps, args.repeats, 1)
+  label = watch.close()
+  print(watch.report())
+  mark = f"  {label}" if label else ""
+  if flops:
+    print(f"train-step FLOPs (XLA cost analysis of ours): {flops / 1e9:.1f} GFLOP")
+  for name, t in r.items():
+    print(f"train step 2 x {SECONDS:.0f} s, {name:38s}: {t['wall']:6.2f} s (best {t['min']:.2f}), "
+          f"CPU {t['cpu']:6.2f} s, {_bench.gflops(flops, t['wall'])} GFLOP/s{mark}")
+  print(f"speed-up ours/torch (train step): {r['torch']['wall'] / r['ours']['wall']:.2f}x (wall), "
+        f"{r['torch']['cpu'] / r['ours']['cpu']:.2f}x (CPU s){mark}")
+  whole.close()
+  print("whole run: " + whole.report())
 
 
 if __name__ == "__main__":

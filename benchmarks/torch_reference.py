@@ -25,10 +25,12 @@ class TorchLogMel(nn.Module):
   """[B, T] audio -> [B, n_mels, num_frames]: Mel power, dB, pad/crop, per-utterance z-norm."""
 
   def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop_length: int = 512,
-               n_mels: int = 64, num_frames: int = 224, eps: float = 1e-6):
+               n_mels: int = 64, num_frames: int = 224, eps: float = 1e-6, htk: bool = False,
+               mel_norm: str | None = "slaney"):
     super().__init__()
     self.n_fft, self.hop_length, self.num_frames, self.eps = n_fft, hop_length, num_frames, eps
-    fbank = frontends.mel_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    fbank = frontends.mel_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels,
+                                     htk=htk, norm=mel_norm)
     self.register_buffer("fbank", torch.tensor(fbank.T, dtype=torch.float32))
     self.register_buffer("window", torch.hann_window(n_fft))
 
@@ -69,9 +71,10 @@ class TorchLinearCepstrum(nn.Module):
 
 
 class TorchBasicBlock(nn.Module):
-  """Same block as jaxplastic.models.resnet.BasicBlock (projection iff strided)."""
+  """Same block as jaxplastic.models.resnet.BasicBlock (projection iff strided, or `project`)."""
 
-  def __init__(self, in_width: int, inner_width: int, out_width: int, stride: int):
+  def __init__(self, in_width: int, inner_width: int, out_width: int, stride: int,
+               project: bool | None = None):
     super().__init__()
     self.out_width = out_width
     self.conv1 = nn.Conv2d(in_width, inner_width, 3, stride, 1, bias=False)
@@ -79,7 +82,7 @@ class TorchBasicBlock(nn.Module):
     self.conv2 = nn.Conv2d(inner_width, out_width, 3, 1, 1, bias=False)
     self.bn2 = nn.BatchNorm2d(out_width)
     self.shortcut = None
-    if stride != 1:
+    if (stride != 1) if project is None else project:
       self.shortcut = nn.Sequential(nn.Conv2d(in_width, out_width, 1, stride, bias=False),
                                     nn.BatchNorm2d(out_width))
 
@@ -96,12 +99,17 @@ class TorchBasicBlock(nn.Module):
 
 
 class TorchResNet18(nn.Module):
-  """ResNet-18 on a 1-channel spectrogram; `forward` takes raw audio when `frontend` is set."""
+  """ResNet-18 on a 1-channel spectrogram; `forward` takes raw audio when `frontend` is set.
+
+  `branch_widths` adds the authors' parallel dropin blocks (`branches[i]`, None where 0): a
+  projected BasicBlock beside stage i reading its input, concatenated after its output.
+  """
 
   def __init__(self, num_classes: int = 2, stage_widths: Sequence[int] = (64, 128, 256, 512),
                block_widths: Sequence[int] | None = None,
                blocks_per_stage: Sequence[int] = (2, 2, 2, 2), stem_width: int = 64,
-               frontend: nn.Module | None = None):
+               frontend: nn.Module | None = None,
+               branch_widths: Sequence[int] | None = None):
     super().__init__()
     self.frontend = frontend
     self.stem = nn.Sequential(nn.Conv2d(1, stem_width, 7, 2, 3, bias=False),
@@ -109,16 +117,20 @@ class TorchResNet18(nn.Module):
                               nn.MaxPool2d(3, 2, 1))
     if block_widths is None:
       block_widths = [w for w, n in zip(stage_widths, blocks_per_stage) for _ in range(n)]
+    branch_widths = branch_widths or [0] * len(stage_widths)
     inner = iter(block_widths)
-    stages, in_width = [], stem_width
-    for i, (width, n) in enumerate(zip(stage_widths, blocks_per_stage)):
+    stages, branches, in_width = [], [], stem_width
+    for i, (width, n, b) in enumerate(zip(stage_widths, blocks_per_stage, branch_widths)):
+      stride = 1 if i == 0 else 2
+      branches.append(TorchBasicBlock(in_width, b, b, stride, project=True) if b else None)
       blocks = []
       for j in range(n):
-        blocks.append(TorchBasicBlock(in_width, next(inner), width,
-                                      (1 if i == 0 else 2) if j == 0 else 1))
+        blocks.append(TorchBasicBlock(in_width, next(inner), width, stride if j == 0 else 1))
         in_width = width
+      in_width += b
       stages.append(nn.Sequential(*blocks))
     self.stages = nn.Sequential(*stages)
+    self.branches = nn.ModuleList(branches)
     self.head = nn.Linear(in_width, num_classes)
     for m in self.modules():
       if isinstance(m, nn.Conv2d):
@@ -127,7 +139,9 @@ class TorchResNet18(nn.Module):
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     if self.frontend is not None:
       x = self.frontend(x)[:, None]
-    x = self.stages(self.stem(x))
+    x = self.stem(x)
+    for stage, branch in zip(self.stages, self.branches):
+      x = stage(x) if branch is None else torch.cat([stage(x), branch(x)], dim=1)
     return self.head(x.mean(dim=(2, 3)))
 
 
@@ -148,16 +162,19 @@ def load_resnet_from_flax(model: TorchResNet18, variables: Mapping[str, Any]) ->
 
   conv(model.stem[0], params["stem"]["conv"])
   bn(model.stem[1], params["stem"]["bn"], stats["stem"]["bn"])
-  for i, stage in enumerate(model.stages):
-    for j, block in enumerate(stage):
-      p, s = params[f"stage{i + 1}"][f"block{j + 1}"], stats[f"stage{i + 1}"][f"block{j + 1}"]
-      conv(block.conv1, p["conv1"])
-      bn(block.bn1, p["bn1"], s["bn1"])
-      conv(block.conv2, p["conv2"])
-      bn(block.bn2, p["bn2"], s["bn2"])
-      if block.shortcut is not None:
-        conv(block.shortcut[0], p["shortcut_conv"])
-        bn(block.shortcut[1], p["shortcut_bn"], s["shortcut_bn"])
+  blocks = [(block, params[f"stage{i + 1}"][f"block{j + 1}"],
+             stats[f"stage{i + 1}"][f"block{j + 1}"])
+            for i, stage in enumerate(model.stages) for j, block in enumerate(stage)]
+  blocks += [(branch, params[f"branch{i + 1}"], stats[f"branch{i + 1}"])
+             for i, branch in enumerate(model.branches) if branch is not None]
+  for block, p, s in blocks:
+    conv(block.conv1, p["conv1"])
+    bn(block.bn1, p["bn1"], s["bn1"])
+    conv(block.conv2, p["conv2"])
+    bn(block.bn2, p["bn2"], s["bn2"])
+    if block.shortcut is not None:
+      conv(block.shortcut[0], p["shortcut_conv"])
+      bn(block.shortcut[1], p["shortcut_bn"], s["shortcut_bn"])
   model.head.weight.data = _t(params["head"]["kernel"]).T.contiguous()
   model.head.bias.data = _t(params["head"]["bias"])
   return model
@@ -186,15 +203,39 @@ class TorchGRNN(nn.Module):
     return self.head(x[:, -1])
 
 
+class TorchAuthorsGRUCell(nn.Module):
+  """The authors' GRU cell, one nn.Linear per gate and side (GRNN(cell="authors")):
+
+  r = sigmoid(W_r x + U_r h), z = sigmoid(W_z x + U_z h), n = tanh(W_n x + U_n (r * h)),
+  h' = (1 - z) * h + z * n.
+  """
+
+  def __init__(self, input_size: int, hidden_size: int):
+    super().__init__()
+    self.hidden_size = hidden_size
+    self.input = nn.ModuleDict({g: nn.Linear(input_size, hidden_size) for g in "rzn"})
+    self.hidden = nn.ModuleDict({g: nn.Linear(hidden_size, hidden_size) for g in "rzn"})
+
+  def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    r = torch.sigmoid(self.input["r"](x) + self.hidden["r"](h))
+    z = torch.sigmoid(self.input["z"](x) + self.hidden["z"](h))
+    n = torch.tanh(self.input["n"](x) + self.hidden["n"](r * h))
+    return (1 - z) * h + z * n
+
+
 class TorchLoopGRNN(nn.Module):
-  """The authors' style: a Python loop over time, one GRUCell call per layer per step."""
+  """The authors' style: a Python loop over time, one cell call per layer per step.
+
+  `cell="pytorch"` uses nn.GRUCell, `cell="authors"` TorchAuthorsGRUCell.
+  """
 
   def __init__(self, num_classes: int = 2, hidden_sizes: Sequence[int] = (64, 64, 32, 32),
-               input_size: int = 20, frontend: nn.Module | None = None):
+               input_size: int = 20, frontend: nn.Module | None = None, cell: str = "pytorch"):
     super().__init__()
     self.frontend = frontend
     sizes = [input_size, *hidden_sizes]
-    self.cells = nn.ModuleList(nn.GRUCell(a, b) for a, b in zip(sizes, sizes[1:]))
+    cell_cls = nn.GRUCell if cell == "pytorch" else TorchAuthorsGRUCell
+    self.cells = nn.ModuleList(cell_cls(a, b) for a, b in zip(sizes, sizes[1:]))
     self.head = nn.Linear(sizes[-1], num_classes)
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,6 +257,13 @@ def load_grnn_from_flax(model: TorchGRNN | TorchLoopGRNN,
   suffix = "_l0" if isinstance(model, TorchGRNN) else ""
   for k, layer in enumerate(layers):
     p = params[f"gru{k + 1}"]
+    if isinstance(layer, TorchAuthorsGRUCell):
+      for side in ("input", "hidden"):
+        for g in ("r", "z", "n"):
+          linear = getattr(layer, side)[g]
+          linear.weight.data = _t(p[f"{side}_{g}"]["kernel"]).T.contiguous()
+          linear.bias.data = _t(p[f"{side}_{g}"]["bias"])
+      continue
     for side, short in (("input", "ih"), ("hidden", "hh")):
       w = torch.cat([_t(p[f"{side}_{g}"]["kernel"]).T for g in ("r", "z", "n")], dim=0)
       b = torch.cat([_t(p[f"{side}_{g}"]["bias"]) for g in ("r", "z", "n")], dim=0)

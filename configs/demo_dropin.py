@@ -14,7 +14,6 @@ def get_config(arg="resnet18"):
   config = demo.get_config(arg)
   source = la_resnet_dropin if arg == "resnet18" else la_grnn_dropin
   recipe = source.get_config()
-  config.method = recipe.method
   config.dropin = recipe.dropin
   config.export_stage = recipe.export_stage
   config.stages = recipe.stages

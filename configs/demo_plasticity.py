@@ -18,7 +18,6 @@ def get_config(arg="resnet18"):
   recipe = (la_resnet_plasticity if arg == "resnet18" else la_grnn_plasticity).get_config()
   lr = config.optim.learning_rate
   thirds = sum(st.num_epochs for st in config.stages) // 3  # the same total budget as configs/demo.py
-  config.method = recipe.method
   config.stages = base.plasticity_stages(dict(recipe.stages[1].widths), epochs=(thirds,) * 3,
                                          learning_rates=(lr, lr, lr), prune=recipe.stages[2].prune)
   return config

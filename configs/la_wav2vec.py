@@ -10,17 +10,28 @@ checked against `config.model`.
 Recipe (the authors'): fine-tune the pretrained model with a new head (mean-pool -> 256 -> ReLU ->
 dropout 0.1 -> 2) for 30 epochs (baseline), AdamW lr 1e-4, weight decay 0.01, grad clip 1.0,
 reduce-on-plateau x0.5 after 3 epochs without dev-loss improvement, batch 16, 4 s (64,000 samples)
-of raw waveform. Then dropin at encoder layer index 5 (0-based, i.e. HF's `encoder.layers[5]`, the
-sixth layer) for another 30 epochs. The authors added a parallel encoder layer there (outputs
-concatenated to 1536 and projected back to 768); our equivalent widens that layer in place:
-attention heads 12 -> 24 (head width stays 64) and FFN 3072 -> 6144, i.e. the same number of new
-attention and FFN neurons, with no projection. Only the new slices and the head train
-(`dropin.train_patterns`); the unfrozen comparison (the same grown model, everything trainable) runs
-last.
+of raw waveform, SpecAugment-style time masking at transformers' defaults (`mask_time_prob` 0.05,
+spans of 10 frames, at least 2). Then dropin at encoder layer index 5 (0-based, HF's
+`encoder.layers[5]`, the sixth layer) for another 30 epochs, with a fresh head (`reinit`).
+
+Layout (the config argument, `configs/la_wav2vec.py:<layout>`):
+  parallel  (default, the authors') a new encoder layer beside layer 5 reads the same hidden states;
+            the two outputs are concatenated (1536) and projected back to 768 by a new Linear
+            (`model.parallel_layers`, index 5 set to 1): 8,268,288 new parameters (layer 7,087,872 +
+            merge 1,180,416). Only they and the fresh head (197,378) train: 8,465,666 of 102,837,378.
+  widen     our generic widening of layer 5 in place: attention heads 12 -> 24 (head width stays 64)
+            and FFN 3072 -> 6144 (`model.num_heads`, `model.ffn_dims`), no projection; the 7,083,264
+            new slices and the head train: 7,280,642 of 101,652,354.
+e.g. python run.py --config=configs/la_wav2vec.py:widen ... (as above)
+
+The unfrozen comparison (the same grown model, everything but the feature encoder trainable:
+98,636,930 parameters in the parallel layout) starts, as the authors', from the pretrained checkpoint
+rather than the fine-tuned baseline (`unfrozen_start="init"`: the parallel layer, its merge and the
+head fresh), and runs last.
 
 The convolutional feature encoder is frozen throughout (`freeze_feature_encoder`), as usual when
-fine-tuning wav2vec 2.0 (transformers' `freeze_feature_encoder()`); its parameters still count as
-trainable in baseline and unfrozen stages but receive zero gradient.
+fine-tuning wav2vec 2.0 (transformers' `freeze_feature_encoder()`): it is kept out of the optimizer
+(no gradient, no weight decay, no moments) and counts as frozen in every stage.
 
 Start from an already fine-tuned baseline instead of training one:
   --config.stages[0].checkpoint=runs/la_wav2vec_baseline
@@ -98,6 +109,18 @@ def wav2vec2_base_model():
           lora_targets=("q", "v"),
           # Dropout on the LoRA branch's input (PEFT's lora_dropout).
           lora_dropout=0.0,
+          # Per-layer encoder width (empty: hidden_size everywhere); a layer of another width sits
+          # between Dense projectors hidden -> width and width -> hidden (the authors' small-model
+          # plasticity).
+          layer_hidden=(),
+          # Per-layer 0/1 (empty: none): 1 adds a parallel encoder layer beside layer i, its output
+          # concatenated after layer i's and projected back by a new Dense (the authors' dropin).
+          parallel_layers=(),
+          # SpecAugment time masking in training: probability, span length (frames), fewest spans
+          # (transformers' Wav2Vec2Config defaults, active in the authors' fine-tuning; 0.0 = off).
+          mask_time_prob=0.05,
+          mask_time_length=10,
+          mask_time_min_masks=2,
       ))
 
 
@@ -108,7 +131,30 @@ def widened(model, layer, *, num_heads, ffn_dim):
   return {"num_heads": tuple(heads), "ffn_dims": tuple(ffn)}
 
 
-def get_config():
+def parallel(model, layer):
+  """Width overrides for a stage: a parallel encoder layer beside layer `layer` (the authors' dropin)."""
+  return {"parallel_layers": tuple(int(i == layer) for i in range(model.num_layers))}
+
+
+def projected(model, layer, *, hidden, num_heads, ffn_dim):
+  """Width overrides for a stage: layer `layer` runs `hidden` wide with `num_heads` heads and `ffn_dim` FFN units
+  between projectors from and back to `model.hidden_size` (the authors' small-model plasticity)."""
+  widths = list(model.layer_hidden or (model.hidden_size,) * model.num_layers)
+  widths[layer] = hidden
+  return dict(widened(model, layer, num_heads=num_heads, ffn_dim=ffn_dim), layer_hidden=tuple(widths))
+
+
+# layout -> the grown stage's width overrides for DROPIN_LAYER.
+LAYOUTS = {
+    "parallel": lambda model: parallel(model, DROPIN_LAYER),
+    "widen": lambda model: widened(model, DROPIN_LAYER, num_heads=24, ffn_dim=6144),
+}
+
+
+def get_config(arg="parallel"):
+  layout = arg or "parallel"
+  if layout not in LAYOUTS:
+    raise ValueError(f"configs/la_wav2vec.py:<layout> takes one of {sorted(LAYOUTS)}, got {arg!r}")
   config = base.get_config()
   config.model = wav2vec2_base_model()
   config.data.corpus = "asvspoof2019_la"
@@ -123,11 +169,13 @@ def get_config():
   config.optim.plateau_factor = 0.5
   config.optim.plateau_patience = 3
   config.train.log_every_steps = 100
-  config.method = "dropin"
-  # The new head trains with the new neurons, as the authors'.
+  # The head trains with the new neurons, as the authors'.
   config.dropin.train_patterns = ("head/.*",)
-  grown = widened(config.model, DROPIN_LAYER, num_heads=24, ffn_dim=6144)
-  config.stages = base.dropin_stages(grown, baseline_epochs=30, dropin_epochs=30)
+  grown = LAYOUTS[layout](config.model)
+  # Dropin gets a fresh head (the authors' dropin model has its own); the unfrozen comparison starts from the
+  # pretrained checkpoint, not the fine-tuned baseline.
+  config.stages = base.dropin_stages(grown, baseline_epochs=30, dropin_epochs=30, unfrozen_start="init",
+                                     reinit=("head/.*",))
   # Score with the dropin model; dropin_unfrozen is the comparison.
   config.export_stage = "dropin"
   return config

@@ -8,8 +8,9 @@ baseline.
 Without `stages[0].checkpoint` the baseline is trained first (45 epochs, as la_wav2vec_small.py).
 The LoRA stage is an ordinary dropin stage: growing `lora_rank` 0 -> 8 adds exactly the
 lora_a/lora_b leaves (B = 0: the function is unchanged at that point), and `trainable="new"` trains
-only them and the head (`dropin.train_patterns`). 2 x 12 layers x 8 x (256 + 4 x 64) = 98,304 LoRA
-parameters.
+only them: 2 x 12 layers x 8 x (256 + 4 x 64) = 98,304 parameters. The head stays frozen, PEFT's
+default and the authors' (`dropin.train_patterns=("head/.*",)` trains it too). No gradient clipping.
+Layout: LoRA leaves added beside the frozen q/v kernels (`model.lora_rank` 0 -> 8).
 """
 
 from configs import base
@@ -18,12 +19,11 @@ from configs import la_wav2vec_small
 
 def get_config():
   config = la_wav2vec_small.get_config()
-  config.method = "lora"
   # The LoRA settings live in the stage's widths, so the baseline's fields stay exactly those of
   # la_wav2vec_small.py and its exported model loads as stages[0].checkpoint.
   lora = {"lora_rank": 8, "lora_alpha": 16.0, "lora_targets": ("q", "v"), "lora_dropout": 0.1}
-  # The head trains with the LoRA leaves.
-  config.dropin.train_patterns = ("head/.*",)
+  # Only the LoRA leaves train; the head stays frozen (PEFT's default, the authors').
+  config.dropin.train_patterns = ()
   config.stages = [
       base.stage("baseline", num_epochs=45),
       base.stage("lora",

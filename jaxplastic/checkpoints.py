@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from jaxplastic import surgery
+from jaxplastic.data.audio import PAD_MODES
 
 EXPORT_FORMAT = "jaxplastic-model/1"
 
@@ -31,7 +32,12 @@ def _manager(path: str, max_to_keep: int) -> ocp.CheckpointManager:
 
 class StageCheckpoints:
   """`workdir/checkpoints/<index>_<name>/`: `latest/` for resuming, `best/` for model selection, `stage.json` once
-  the stage has finished."""
+  the stage has finished.
+
+  Each save is complete on return (orbax writes to a temporary folder and renames it). Callers that save both at
+  one step save `best` first: a crash between the two then leaves a `latest` that does not yet know of the new best,
+  so the resumed run repeats the epoch and finds it again (see `experiment`).
+  """
 
   def __init__(self, workdir: str, index: int, name: str):
     self.dir = os.path.join(workdir, "checkpoints", f"{index}_{name}")
@@ -39,9 +45,16 @@ class StageCheckpoints:
     self.latest = _manager(os.path.join(self.dir, "latest"), max_to_keep=2)
     self.best = _manager(os.path.join(self.dir, "best"), max_to_keep=1)
 
-  def save(self, which: str, state, meta: Mapping[str, Any]) -> None:
-    mgr = self.latest if which == "latest" else self.best
-    step = int(state.step)
+  def _mgr(self, which: str) -> ocp.CheckpointManager:
+    if which not in ("latest", "best"):
+      raise ValueError(f"which must be 'latest' or 'best', got {which!r}")
+    return self.latest if which == "latest" else self.best
+
+  def save(self, which: str, state, meta: Mapping[str, Any], step: int | None = None) -> None:
+    """Saves `state` with its JSON `meta` under global step `step` (default: `state.step`); a step already saved
+    is left as it is (a resumed run that repeats work writes the same arrays)."""
+    mgr = self._mgr(which)
+    step = int(state.step) if step is None else int(step)
     if step in mgr.all_steps():
       return
     mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
@@ -49,17 +62,20 @@ class StageCheckpoints:
     mgr.wait_until_finished()
 
   def has(self, which: str) -> bool:
-    mgr = self.latest if which == "latest" else self.best
-    return mgr.latest_step() is not None
+    return self._mgr(which).latest_step() is not None
+
+  def step(self, which: str) -> int | None:
+    """The global step of the newest `which` checkpoint, or None."""
+    return self._mgr(which).latest_step()
 
   def meta(self, which: str) -> dict:
-    mgr = self.latest if which == "latest" else self.best
+    mgr = self._mgr(which)
     step = mgr.latest_step()
     return dict(mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
 
   def restore(self, which: str, like) -> tuple[Any, dict]:
     """Restores into the structure of `like` (a state with the right shapes); errors name mismatched tensors."""
-    mgr = self.latest if which == "latest" else self.best
+    mgr = self._mgr(which)
     step = mgr.latest_step()
     if step is None:
       raise CheckpointError(f"no {which} checkpoint in {self.dir}")
@@ -159,6 +175,15 @@ def export_model(path: str, *, model_fields: Mapping[str, Any], variables: Mappi
     shutil.rmtree(old, ignore_errors=True)
   else:
     os.replace(tmp, path)
+
+
+def export_pad(meta: Mapping[str, Any], where: str) -> str:
+  """How the exported model's training padded short inputs (model.json `pad`: "zero" or "repeat"); exports from
+  before model.json recorded it were all repeat-padded."""
+  pad = meta.get("pad", "repeat")
+  if pad not in PAD_MODES:
+    raise CheckpointError(f"{where}: 'pad' must be one of {PAD_MODES}, got {pad!r}")
+  return pad
 
 
 def load_export(path: str) -> tuple[dict, dict]:

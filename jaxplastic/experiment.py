@@ -1,21 +1,25 @@
 """Runs an experiment: the stages of `config.stages` in order, with surgery between them, resumable at any point.
 
 Baseline training, dropin (grow, train only the new slices; or everything) and plasticity (grow, retrain, prune
-back, retrain) are all stage lists (see configs/base.py `stage`). For each stage: start from the stage it names
-(best or last parameters), grow or prune when its widths differ (the plan comes from comparing parameter shapes),
-build the optimizer over the trainable entries only, train with one global step counter, select on dev EER, score
-eval, and write a record. Re-running with the same workdir skips finished stages and resumes the current one from
-its latest checkpoint.
+back, retrain) are all stage lists (see configs/base.py `stage`). Each stage is built (model, starting variables,
+partition, optimizer, jitted steps), restored (from its latest checkpoint when resuming), trained (one global step
+counter across stages, dev EER after every epoch, best-by-dev checkpoint) and finished (eval scores, a record).
+Re-running with the same workdir skips finished stages and resumes the current one from its latest checkpoint,
+mid-epoch included, with results bit-identical to an uninterrupted run.
+
+The driver knows models only through their `models.ModelSpec`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import json
 import logging
 import os
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -29,9 +33,13 @@ from jaxplastic import models
 from jaxplastic import reporting
 from jaxplastic import surgery
 from jaxplastic import train as train_lib
+from jaxplastic.data import audio
 from jaxplastic.data import pipeline
 
 STAGE_KINDS = ("train", "grow", "prune")
+# "best"/"last": the named earlier stage's best-by-dev or last parameters; "init": a fresh initialisation of this
+# stage's widths (with the model's pretrained weights, when it has them), not any earlier stage's.
+START_POINTS = ("best", "last", "init")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -43,7 +51,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def model_fields(model_config: Mapping, widths: Mapping | None = None) -> dict:
-  """The model's dataclass fields for a stage: the base `config.model` with the stage's width overrides."""
+  """The model's fields for a stage: the base `config.model` with the stage's width overrides."""
   base = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
   fields = {k: tuple(v) if isinstance(v, list) else v for k, v in base.items()}
   for key, value in dict(widths or {}).items():
@@ -54,74 +62,42 @@ def model_fields(model_config: Mapping, widths: Mapping | None = None) -> dict:
   return fields
 
 
-# Keys of `config.model` that configure initialisation, not the module.
-INIT_FIELDS = ("pretrained",)
-
-
 def module_fields(fields: Mapping) -> dict:
   """The model fields without initialisation-only keys (what an export records and a module takes)."""
-  return {k: v for k, v in fields.items() if k not in INIT_FIELDS}
+  return models.module_fields(fields)
 
 
 def build(fields: Mapping):
-  return models.build_model(ml_collections.ConfigDict(module_fields(fields)))
-
-
-def check_pretrained(fields: Mapping) -> None:
-  """`pretrained`: None trains from scratch; '' means the config needs one and the user has not said where."""
-  if "pretrained" in fields and fields["pretrained"] is not None and not fields["pretrained"]:
-    raise ValueError(
-        "config.model.pretrained is empty, but this config starts from a pretrained checkpoint. Download one "
-        "(e.g. facebook/wav2vec2-base: config.json + model.safetensors) on a machine with internet access and pass "
-        "--config.model.pretrained=/path/to/wav2vec2-base (or a hub id when this machine is online).")
-
-
-def init_variables_for(fields: Mapping, model, rng, num_samples: int) -> dict:
-  """Fresh variables, with pretrained weights loaded over them when `fields['pretrained']` names a checkpoint."""
-  variables = init_variables(model, rng, num_samples)
-  if fields.get("pretrained"):
-    from jaxplastic import hf_checkpoint  # only wav2vec2 configs have a pretrained field
-    variables = hf_checkpoint.init_from_pretrained(fields["pretrained"], module_fields(fields), variables)
-  return variables
-
-
-def frozen_patterns_of(model) -> tuple:
-  """Parameters a model keeps fixed in every stage (e.g. wav2vec2's feature encoder when fine-tuning)."""
-  fn = getattr(model, "frozen_param_patterns", None)
-  return tuple(fn()) if fn is not None else ()
+  return models.build_model(fields)
 
 
 def width_changes(small: Mapping, big: Mapping) -> dict:
-  """The fields (other than the model name) that differ, as {field: big value}."""
+  """The fields that differ, as {field: big value}."""
   return {k: v for k, v in big.items() if small.get(k) != v}
 
 
 def init_variables(model, rng, num_samples: int) -> dict:
+  """A fresh initialisation of `model` (all collections) for inputs of `num_samples` samples."""
   dummy = jnp.zeros((2, num_samples), jnp.float32)
   variables = jax.jit(lambda r: model.init({"params": r, "dropout": r}, dummy, train=False))(rng)
   return surgery._to_dict(variables)
-
-
-def output_axes_of(fields: Mapping) -> tuple:
-  """Surgery rules a model class declares for kernels with several output axes (e.g. attention [d, heads, hd])."""
-  cls = models.MODELS[fields["name"]]
-  return tuple(getattr(cls, "SURGERY_OUTPUT_AXES", ()))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluation.
 
 
-def score_split(eval_fn, state, split, config, max_batches: int = -1, skipped=None
-                ) -> tuple[np.ndarray, float, float]:
+def score_split(eval_fn, state, split, config, max_batches: int = -1, skipped=None,
+                trim_silence_db: float | None = None) -> tuple[np.ndarray, float, float]:
   """Scores every utterance of `split` in protocol order -> (scores [N] (NaN where skipped, and reported in
-  `skipped`), mean loss, seconds per batch)."""
+  `skipped`), mean loss, seconds per batch). `trim_silence_db` strips leading/trailing silence first."""
   scores = np.full(len(split.items), np.nan, np.float64)
   loss_sum, count, seconds, batches = 0.0, 0.0, 0.0, 0
   it = pipeline.batches(split, batch_size=config.data.eval_batch_size, num_samples=config.data.num_samples,
                         train=False, seed=config.seed, sample_rate=config.data.sample_rate,
                         prefetch_batches=config.data.prefetch_batches, num_threads=config.data.num_threads,
-                        skip_bad_files=config.data.skip_bad_files, skipped=skipped)
+                        skip_bad_files=config.data.skip_bad_files, skipped=skipped, pad=config.data.pad,
+                        trim_silence_db=trim_silence_db)
   for batch in it:
     if 0 <= max_batches <= batches:
       break
@@ -144,10 +120,11 @@ def metrics_for(split, scores: np.ndarray) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The run.
+# Validation.
 
 
-def _validate_stages(config) -> list:
+def validate(config) -> list:
+  """Checks the whole config before any work; returns the stage list."""
   stages = list(config.stages)
   if not stages:
     raise ValueError("config.stages is empty")
@@ -163,120 +140,300 @@ def _validate_stages(config) -> list:
       raise ValueError(f"stage {s.name}: trainable must be 'all' or 'new'")
     if s.trainable == "new" and s.kind != "grow":
       raise ValueError(f"stage {s.name}: trainable='new' (dropin) needs kind='grow'")
-    if s.start_point not in ("best", "last"):
-      raise ValueError(f"stage {s.name}: start_point must be 'best' or 'last'")
+    if s.start_point not in START_POINTS:
+      raise ValueError(f"stage {s.name}: start_point must be one of {START_POINTS}, got {s.start_point!r}")
+    if s.start_point == "init" and (s.trainable == "new" or s.kind == "prune"):
+      raise ValueError(f"stage {s.name}: start_point='init' starts from a fresh model, which has no grown slices "
+                       "to train alone or units to prune; use kind 'train' or 'grow' with trainable='all'")
+    if s.trainable == "new" and s.init == "function_preserving" and config.dropin.grown_slices == "freeze":
+      # The added tensors would be read only through zeroed input slices that never train: no gradient reaches them.
+      raise ValueError(f"stage {s.name}: init='function_preserving' zeroes the new input slices that read the "
+                       "added tensors, and dropin.grown_slices='freeze' keeps them zero, so the added tensors would "
+                       "never get a gradient; use init='random' or grown_slices='train'")
     if s.checkpoint and i > 0:
       raise ValueError(f"stage {s.name}: only the first stage can load a checkpoint (later stages start from "
                        "an earlier stage via start_from)")
     if s.prune not in ("added", "importance"):
       raise ValueError(f"stage {s.name}: prune must be 'added' or 'importance'")
-    check_pretrained(model_fields(config.model, s.widths))  # unknown width names fail here, before any work
+    fields = model_fields(config.model, s.widths)  # unknown width names fail here, before any work
+    spec = models.spec_of(fields)
+    if (i == 0 and not s.checkpoint) or s.start_point == "init":
+      spec.checkpoint(fields)  # a required pretrained checkpoint that is not set fails here
+    if s.reinit:
+      shapes = surgery.abstract_variables(build(fields), (1, config.data.num_samples))
+      surgery.match_patterns(surgery.flatten(shapes["params"]), s.reinit, f"stage {s.name} reinit")
   if config.get("export_stage") and config.export_stage not in names:
     raise ValueError(f"config.export_stage {config.export_stage!r} is not a stage name: {names}")
+  if config.optim.loss not in train_lib.LOSSES:
+    raise ValueError(f"optim.loss must be one of {sorted(train_lib.LOSSES)}, got {config.optim.loss!r}")
+  for name, valid in (("batch_stats", surgery.BATCH_STATS), ("grown_slices", surgery.GROWN_SLICES)):
+    if config.dropin[name] not in valid:
+      raise ValueError(f"dropin.{name} must be one of {valid}, got {config.dropin[name]!r}")
+  if config.data.pad not in audio.PAD_MODES:
+    raise ValueError(f"data.pad must be one of {audio.PAD_MODES}, got {config.data.pad!r}")
+  if config.data.train_crop not in pipeline.TRAIN_CROPS:
+    raise ValueError(f"data.train_crop must be one of {pipeline.TRAIN_CROPS}, got {config.data.train_crop!r}")
   return stages
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run.
+
+
+@dataclasses.dataclass
+class _Run:
+  """What every stage of one run shares."""
+
+  config: ml_collections.ConfigDict
+  workdir: str
+  stages: list
+  splits: dict
+  writer: reporting.MetricWriter
+  skipped: pipeline.SkipLog
+  base_rng: Any
+  # stage name -> {"fields": model fields, "best": variables, "last": variables}
+  results: dict = dataclasses.field(default_factory=dict)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes) every stage of `config` in `workdir`; returns {'stages': [record, ...]}."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
+  stages = validate(config)
   os.makedirs(workdir, exist_ok=True)
-  stages = _validate_stages(config)
   ckpt_lib.write_json_atomic(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
   logging.info("devices: %s", jax.devices())
 
   splits = {name: data_lib.load_split(config.data, name) for name in ("train", "dev", "eval")}
   for name, split in splits.items():
     logging.info("%s: %s", name, split.counts())
-  writer = reporting.MetricWriter(workdir)
-  skipped = pipeline.SkipLog()
-  results: dict[str, dict] = {}
+  ctx = _Run(config=config, workdir=workdir, stages=stages, splits=splits, writer=reporting.MetricWriter(workdir),
+             skipped=pipeline.SkipLog(), base_rng=jax.random.PRNGKey(config.seed))
   records = []
   global_step = 0
-  base_rng = jax.random.PRNGKey(config.seed)
   try:
     for index, st in enumerate(stages):
-      rec, out = _run_stage(config, workdir, index, st, stages, results, splits, writer, global_step, base_rng,
-                            skipped)
-      results[st.name] = out
+      rec, out = _run_stage(ctx, index, st, global_step)
+      ctx.results[st.name] = out
       records.append(rec)
       global_step = rec["end_step"]
   finally:
-    writer.close()
+    ctx.writer.close()
   names = [st.name for st in stages]
   export = config.get("export_stage") or names[-1]
   rec = records[names.index(export)]
-  ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(results[export]["fields"]),
-                        variables=results[export]["best"],
+  ckpt_lib.export_model(os.path.join(workdir, "model"), model_fields=module_fields(ctx.results[export]["fields"]),
+                        variables=ctx.results[export]["best"],
                         info={"stage": export, "threshold": rec.get("dev", {}).get("eer_threshold"),
                               "corpus": config.data.corpus, "sample_rate": config.data.sample_rate,
-                              "num_samples": config.data.num_samples, "dev_eer": rec.get("dev", {}).get("eer")})
+                              "num_samples": config.data.num_samples, "pad": config.data.pad,
+                              "dev_eer": rec.get("dev", {}).get("eer")})
   best = min(records, key=lambda r: r.get("dev", {}).get("eer", float("inf")))
   summary = {"stages": records, "exported_stage": export, "best_stage_by_dev": best["stage"],
-             "skipped_files": skipped.count, "skipped_paths": skipped.paths[:20]}
+             "skipped_files": ctx.skipped.count, "skipped_paths": ctx.skipped.paths[:20]}
   ckpt_lib.write_json_atomic(os.path.join(workdir, "results.json"), summary)
-  print(results_table(records))
-  if skipped.count:
-    print(f"skipped {skipped.count} unreadable files (data.skip_bad_files=True); first: {skipped.paths[:5]}")
+  print(reporting.results_table(records))
+  if ctx.skipped.count:
+    print(f"skipped {ctx.skipped.count} unreadable files (data.skip_bad_files=True); first: {ctx.skipped.paths[:5]}")
   return summary
 
 
-def results_table(records) -> str:
-  rows = []
-  for r in records:
-    rows.append({"stage": r["stage"], "kind": r["kind"], "trainable": r["trainable"],
-                 "dev EER %": r.get("dev", {}).get("eer"), "eval EER %": r.get("eval", {}).get("eer"),
-                 "eval min t-DCF": r.get("eval", {}).get("min_tdcf"), "params": r["params_total"],
-                 "trainable params": r["params_trainable"], "opt bytes": r["opt_state_bytes"],
-                 "step ms": None if r.get("step_seconds") is None else 1e3 * r["step_seconds"],
-                 "epoch s": r.get("epoch_seconds"), "eval ms/batch": None if r.get("eval_seconds_per_batch") is None
-                 else 1e3 * r["eval_seconds_per_batch"],
-                 "peak MiB": r["peak_memory_bytes"] / 2 ** 20 if r.get("peak_memory_bytes") else None,
-                 "stage s": r.get("stage_seconds")})
-  return evaluation.format_table(rows, list(rows[0].keys())) if rows else ""
+# ----------------------------------------------------------------------------------------------------------------
+# One stage: build -> restore -> train -> finish.
 
 
-def _start_variables(config, index, st, stages, results, fields, model, base_rng):
-  """The stage's initial full variables, the grow plan (for dropin partitions) and a note of the surgery done."""
+@dataclasses.dataclass
+class _Stage:
+  """One stage being run: its config entry, model, checkpoints and, once built, its partition and steps."""
+
+  run: _Run
+  index: int
+  st: ml_collections.ConfigDict
+  fields: dict
+  model: Any
+  spec: models.ModelSpec
+  ckpts: ckpt_lib.StageCheckpoints
+  num_epochs: int
+  origin: str = ""
+  plan: surgery.Plan | None = None
+  partition: surgery.Partition | None = None
+  train_fn: Any = None
+  eval_fn: Any = None
+  total_params: int = 0
+
+  @property
+  def config(self):
+    return self.run.config
+
+  @property
+  def rng(self):
+    """This stage's initialisation key (fresh slices, fresh models)."""
+    return jax.random.fold_in(self.run.base_rng, self.index)
+
+  def meta(self, progress: train_lib.Progress) -> dict:
+    """The JSON saved with every checkpoint of this stage."""
+    return {"stage": self.st.name, "stage_index": self.index, "model": self.fields, "trainable": self.st.trainable,
+            "origin": self.origin, "progress": progress.to_json()}
+
+  def full_variables(self, state) -> dict:
+    return {"params": self.partition.merge(state.params, state.frozen), **state.model_state}
+
+
+def _run_stage(run: _Run, index: int, st, global_step: int) -> tuple[dict, dict]:
+  t0 = time.perf_counter()
+  fields = model_fields(run.config.model, st.widths)
+  num_epochs = st.num_epochs
+  if st.checkpoint and num_epochs:
+    # `checkpoint` means "this stage is already trained": load it instead of training (see configs/base.stage).
+    logging.warning("stage %s loads %s instead of training; its num_epochs=%d is not used", st.name,
+                    st.checkpoint, num_epochs)
+    num_epochs = 0
+  stage = _Stage(run=run, index=index, st=st, fields=fields, model=build(fields), spec=models.spec_of(fields),
+                 ckpts=ckpt_lib.StageCheckpoints(run.workdir, index, st.name), num_epochs=num_epochs)
+  try:
+    done = stage.ckpts.done()
+    state = _build(stage, global_step, structure_only=bool(done) and st.trainable != "new")
+    if done:
+      return _reuse_finished(stage, state, done)
+    state, progress = _restore(stage, state, global_step)
+    state, progress, epoch_times = _train(stage, state, progress)
+    return _finish(stage, state, progress, epoch_times, t0)
+  finally:
+    stage.ckpts.close()
+
+
+def _build(stage: _Stage, global_step: int, structure_only: bool) -> train_lib.TrainState:
+  """Starting variables (surgery included), partition, optimizer and jitted steps -> the stage's initial state.
+
+  `structure_only`: a finished stage whose checkpoints will be restored over it only needs the right shapes (a
+  finished dropin stage still needs its grow plan to rebuild the partition its checkpoints were saved with).
+  """
+  config, st = stage.config, stage.st
+  if structure_only:
+    variables = init_variables(stage.model, stage.rng, config.data.num_samples)
+  else:
+    variables, stage.plan, stage.origin = _start_variables(stage)
+  if st.trainable == "new":
+    stage.partition = surgery.Partition.new_slices(
+        stage.plan, train_patterns=config.dropin.train_patterns, recurrent=stage.spec.recurrent,
+        old_reads_new=config.dropin.old_reads_new, grown_slices=config.dropin.grown_slices,
+        batch_stats=config.dropin.batch_stats)
+  elif st.kind == "grow" and not config.dropin.old_reads_new:
+    # The grown all-trainable comparison keeps the dropin model's structure: no new->old recurrent blocks.
+    stage.partition = surgery.Partition.new_slices(_shape_plan(stage), recurrent=stage.spec.recurrent,
+                                                   old_reads_new=False, originals="train")
+  elif stage.spec.frozen_patterns(stage.model):
+    stage.partition = surgery.Partition.fixed(variables["params"], stage.spec.frozen_patterns(stage.model))
+  else:
+    stage.partition = surgery.Partition.everything()
+  params = variables["params"]
+  trainable, frozen = stage.partition.split(params)
+  if st.reinit and st.trainable == "new":
+    untrained = sorted(surgery.match_patterns(surgery.flatten(params), st.reinit, f"stage {st.name} reinit")
+                       - set(surgery.flatten(trainable)))
+    if untrained:
+      raise ValueError(f"stage {st.name}: reinit {untrained} would stay frozen at a random init; add them to "
+                       "dropin.train_patterns")
+  tx = train_lib.make_optimizer(_stage_optim(config, st))
+  model_state = {k: v for k, v in variables.items() if k != "params"}
+  stage.total_params = surgery.count(params)
+  stage.train_fn, stage.eval_fn = train_lib.jit_steps(
+      model=stage.model, tx=tx, partition=stage.partition, plan=stage.plan, loss_name=config.optim.loss,
+      class_weights=None if config.optim.class_weights is None else tuple(config.optim.class_weights),
+      base_rng=jax.random.fold_in(stage.run.base_rng, 1000 + stage.index),
+      xla_cpu_options=stage.spec.xla_cpu_options)
+  return train_lib.create_state(trainable, frozen, model_state, tx, step=global_step)
+
+
+def _shape_plan(stage: _Stage) -> surgery.Plan:
+  """The grow plan from the stage this one starts from to this stage's widths, from shapes alone."""
+  st, index = stage.st, stage.index
+  src_fields = stage.run.results[st.start_from or stage.run.stages[index - 1].name]["fields"]
+  shape = (1, stage.config.data.num_samples)
+  return surgery.make_plan(surgery.abstract_variables(build(src_fields), shape),
+                           surgery.abstract_variables(stage.model, shape), what="grow")
+
+
+def _start_variables(stage: _Stage) -> tuple[dict, surgery.Plan | None, str]:
+  """The stage's initial full variables, the grow plan (for dropin partitions) and a note of how they came about."""
+  config, st, index = stage.config, stage.st, stage.index
   num_samples = config.data.num_samples
-  rng = jax.random.fold_in(base_rng, index)
-  if index == 0:
-    if st.checkpoint:
-      meta, variables = ckpt_lib.load_export(_export_dir(st.checkpoint))
-      loaded = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
-      if loaded != module_fields(fields):
-        raise ValueError(f"stage {st.name}: checkpoint {st.checkpoint} holds a model with fields "
-                         f"{width_changes(module_fields(fields), loaded)} different from this stage's")
-      return variables, None, f"loaded {st.checkpoint}"
-    origin = f"pretrained {fields['pretrained']}" if fields.get("pretrained") else "fresh init"
-    return init_variables_for(fields, model, rng, num_samples), None, origin
-  src_name = st.start_from or stages[index - 1].name
-  src = results[src_name]
-  start = src[st.start_point]
-  if src["fields"] == fields:
-    if st.kind != "train":
-      raise ValueError(f"stage {st.name}: kind {st.kind!r} but its widths equal those of {src_name}")
-    return start, None, f"from {src_name}/{st.start_point}"
-  if st.kind == "train":
-    raise ValueError(f"stage {st.name}: kind 'train' but widths differ from {src_name}: "
-                     f"{width_changes(src['fields'], fields)}; use kind 'grow' or 'prune'")
-  changes = width_changes(src["fields"], fields)
-  if st.kind == "grow":
-    plan = surgery.make_plan(start, surgery.abstract_variables(model, (1, num_samples)), what="grow")
-    fresh = init_variables(model, rng, num_samples)
-    grown = surgery.grow(start, fresh, plan, init=st.init, output_axes=output_axes_of(fields))
-    logging.info("stage %s: grew %s\n%s", st.name, changes, plan.describe())
-    return grown, plan, f"grow {changes} from {src_name}/{st.start_point} ({st.init})"
-  small_model = model
-  plan = surgery.make_plan(surgery.abstract_variables(small_model, (1, num_samples)), start, what="prune")
+  # A fresh init of this stage's widths, computed once and only when needed (new slices, reinit, fresh starts).
+  fresh = functools.cache(lambda: init_variables(stage.model, stage.rng, num_samples))
+  plan = None
+  if index == 0 and st.checkpoint:
+    meta, variables = ckpt_lib.load_export(_export_dir(st.checkpoint))
+    loaded = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
+    if loaded != module_fields(stage.fields):
+      raise ValueError(f"stage {st.name}: checkpoint {st.checkpoint} holds a model with fields "
+                       f"{width_changes(module_fields(stage.fields), loaded)} different from this stage's")
+    origin = f"loaded {st.checkpoint}"
+  elif index == 0 or st.start_point == "init":
+    variables, origin = _initialised(stage, fresh)
+  else:
+    src_name = st.start_from or stage.run.stages[index - 1].name
+    src = stage.run.results[src_name]
+    start = src[st.start_point]
+    changes = width_changes(src["fields"], stage.fields)
+    from_src = f"{src_name}/{st.start_point}"
+    # Shapes, not fields, decide: a stage may change fields that shape no tensor (dropout, LayerDrop).
+    if surgery.shapes_of(start) == surgery.shapes_of(surgery.abstract_variables(stage.model, (1, num_samples))):
+      if st.kind != "train":
+        raise ValueError(f"stage {st.name}: kind {st.kind!r} but its parameter shapes equal those of {src_name}")
+      variables, origin = start, f"from {from_src}" + (f" with {changes}" if changes else "")
+    elif st.kind == "train":
+      raise ValueError(f"stage {st.name}: kind 'train' but widths differ from {src_name}: {changes}; use kind "
+                       "'grow' or 'prune'")
+    elif st.kind == "grow":
+      plan = surgery.make_plan(start, fresh(), what="grow")
+      variables = surgery.grow(start, fresh(), plan, init=st.init, output_axes=stage.spec.output_axes)
+      logging.info("stage %s: grew %s\n%s", st.name, changes, plan.describe())
+      origin = f"grow {changes} from {from_src} ({st.init})"
+    else:
+      variables = _pruned(stage, start, src["fields"])
+      origin = f"prune {changes} ({st.prune}) from {from_src}"
+  if st.reinit:
+    variables = _reinit(st, variables, fresh())
+    origin += f"; reinit {tuple(st.reinit)}"
+  return variables, plan, origin
+
+
+def _initialised(stage: _Stage, fresh) -> tuple[dict, str]:
+  """A fresh model of this stage's widths. With a pretrained checkpoint, its weights are loaded at `config.model`'s
+  widths (the checkpoint's architecture) and grown into this stage's (new slices fresh, `stage.init`)."""
+  config, st = stage.config, stage.st
+  checkpoint = stage.spec.checkpoint(stage.fields)
+  if not checkpoint:
+    return fresh(), "fresh init"
+  base = model_fields(config.model)
+  if module_fields(base) == module_fields(stage.fields):
+    return stage.spec.load_pretrained(checkpoint, module_fields(stage.fields), fresh()), f"pretrained {checkpoint}"
+  base_vars = init_variables(build(base), stage.rng, config.data.num_samples)
+  loaded = stage.spec.load_pretrained(checkpoint, module_fields(base), base_vars)
+  plan = surgery.make_plan(loaded, fresh(), what="grow")
+  grown = surgery.grow(loaded, fresh(), plan, init=st.init, output_axes=stage.spec.output_axes)
+  return grown, f"pretrained {checkpoint} grown by {width_changes(base, stage.fields)} ({st.init})"
+
+
+def _pruned(stage: _Stage, start: dict, big_fields: dict) -> dict:
+  num_samples = stage.config.data.num_samples
+  plan = surgery.make_plan(surgery.abstract_variables(stage.model, (1, num_samples)), start, what="prune")
   keep, groups = None, None
-  if st.prune == "importance":
-    big_fields = src["fields"]
-    widths = {k: big_fields[k] for k in width_changes(fields, big_fields)}
-    groups = surgery.width_groups(build, fields, widths, (1, num_samples))
+  if stage.st.prune == "importance":
+    widths = {k: big_fields[k] for k in width_changes(stage.fields, big_fields)}
+    groups = surgery.width_groups(build, stage.fields, widths, (1, num_samples))
+    groups = {k: v for k, v in groups.items() if v}  # fields that change no shape (e.g. layerdrop) hold no units
     keep = surgery.keep_most_important(surgery.unit_importance(start, groups), plan, groups)
-    logging.info("stage %s: importance pruning keeps %s", st.name, {k: v.tolist() for k, v in keep.items()})
-  pruned = surgery.prune(start, plan, keep=keep, groups=groups)
-  return pruned, None, f"prune {changes} ({st.prune}) from {src_name}/{st.start_point}"
+    logging.info("stage %s: importance pruning keeps %s", stage.st.name, {k: v.tolist() for k, v in keep.items()})
+  return surgery.prune(start, plan, keep=keep, groups=groups)
+
+
+def _reinit(st, variables: dict, fresh: dict) -> dict:
+  """Replaces the `params` tensors matching `st.reinit` with this stage's fresh initialisation."""
+  params = surgery.flatten(variables["params"])
+  chosen = surgery.match_patterns(params, st.reinit, f"stage {st.name} reinit")
+  new = surgery.flatten(fresh["params"])
+  params.update({p: new[p] for p in chosen})
+  return dict(variables, params=surgery.unflatten(params))
 
 
 def _export_dir(path: str) -> str:
@@ -292,195 +449,206 @@ def _stage_optim(config, st):
   return optim
 
 
-def _run_stage(config, workdir, index, st, stages, results, splits, writer, global_step, base_rng, skipped):
-  fields = model_fields(config.model, st.widths)
-  model = build(fields)
-  ckpts = ckpt_lib.StageCheckpoints(workdir, index, st.name)
-  try:
-    return _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, writer, global_step,
-                           base_rng, skipped, fields, model)
-  finally:
-    ckpts.close()
+def _reuse_finished(stage: _Stage, state, done: dict) -> tuple[dict, dict]:
+  best, _ = stage.ckpts.restore("best", state)
+  last, _ = stage.ckpts.restore("latest", state)
+  logging.info("stage %s finished earlier; reusing its checkpoints", stage.st.name)
+  return done, {"fields": stage.fields, "best": stage.full_variables(best), "last": stage.full_variables(last)}
 
 
-def _run_stage_with(ckpts, config, workdir, index, st, stages, results, splits, writer, global_step, base_rng,
-                    skipped, fields, model):
-  stage_t0 = time.perf_counter()
-  num_epochs = st.num_epochs
-  if st.checkpoint and num_epochs:
-    # `checkpoint` means "this stage is already trained": load it instead of training (see configs/base.stage).
-    logging.warning("stage %s loads %s instead of training; its num_epochs=%d is not used", st.name,
-                    st.checkpoint, num_epochs)
-    num_epochs = 0
-  done = ckpts.done()
-  if done and st.trainable != "new":
-    # Only the structure matters: the finished stage's checkpoints are restored into it below.
-    variables, plan, origin = init_variables(model, jax.random.fold_in(base_rng, index),
-                                             config.data.num_samples), None, ""
-  else:
-    # A finished dropin stage still needs its grow plan to rebuild the partition its checkpoint was saved with.
-    variables, plan, origin = _start_variables(config, index, st, stages, results, fields, model, base_rng)
+def _restore(stage: _Stage, state, global_step: int) -> tuple[train_lib.TrainState, train_lib.Progress]:
+  """The stage's latest checkpoint and its progress, or the fresh state at `global_step`."""
+  ckpts = stage.ckpts
+  if not ckpts.has("latest"):
+    return state, train_lib.Progress.start(global_step)
+  state, meta = ckpts.restore("latest", state)
+  if "progress" not in meta:
+    raise ckpt_lib.CheckpointError(f"{ckpts.dir}/latest was written by an older jaxplastic (no progress record); "
+                                   "delete it to retrain this stage")
+  progress = train_lib.Progress.from_json(meta["progress"])
+  if progress.step != int(state.step):  # one sync per restore: the host copy must describe these arrays
+    raise ckpt_lib.CheckpointError(f"{ckpts.dir}/latest: progress says step {progress.step}, the state holds "
+                                   f"{int(state.step)}")
+  stage.origin = meta.get("origin", stage.origin)
+  logging.info("stage %s: resuming at global step %d (epoch %d, batch %d)", stage.st.name, progress.step,
+               progress.epochs_done + 1, progress.step_in_epoch)
+  _recover_best(stage, state, progress)
+  return state, progress
 
-  if st.trainable == "new":
-    partition = surgery.Partition.new_slices(plan, config.dropin.train_patterns, config.dropin.isolate_patterns)
-  elif frozen_patterns_of(model):
-    partition = surgery.Partition.fixed(variables["params"], frozen_patterns_of(model))
-  else:
-    partition = surgery.Partition.everything()
-  params = variables["params"]
-  model_state = {k: v for k, v in variables.items() if k != "params"}
-  trainable, frozen = partition.split(params)
-  tx = train_lib.make_optimizer(_stage_optim(config, st))
-  state = train_lib.create_state(trainable, frozen, model_state, tx, step=global_step)
-  total_params = surgery.count(params)
 
-  def full_variables(s):
-    return {"params": partition.merge(s.params, s.frozen), **s.model_state}
+def _recover_best(stage: _Stage, state, progress: train_lib.Progress) -> None:
+  """Makes `best/` hold the best model `latest` knows of.
 
-  if done:
-    best, _ = ckpts.restore("best", state)
-    last, _ = ckpts.restore("latest", state)
-    logging.info("stage %s finished earlier; reusing its checkpoints", st.name)
-    return done, {"fields": fields, "best": full_variables(best), "last": full_variables(last)}
+  `best` is saved before `latest`, so `best/` is never behind; a `best/` that is behind (a crash between the two
+  saves of an older version, or a `best/` removed by hand) is restored from `latest` when `latest` is that model.
+  """
+  if progress.best_step < 0:
+    return
+  have = stage.ckpts.step("best")
+  if have is not None and have >= progress.best_step:
+    return
+  if progress.step == progress.best_step:
+    logging.warning("stage %s: best/ lacks the best model (step %d); saving it from latest/", stage.st.name,
+                    progress.best_step)
+    stage.ckpts.save("best", state, dict(stage.meta(progress), dev_eer=progress.best_dev_eer), step=progress.step)
+    return
+  raise ckpt_lib.CheckpointError(
+      f"{stage.ckpts.dir}: latest/ records the best dev EER at step {progress.best_step}, but best/ holds step "
+      f"{have}; that model is lost. Delete {stage.ckpts.dir} to retrain this stage.")
 
-  eff = reporting.efficiency(state, total_params=total_params)
-  stage_start = global_step
-  if ckpts.has("latest"):
-    state, meta = ckpts.restore("latest", state)
-    stage_start = meta["stage_start_step"]
-    logging.info("stage %s: resuming at global step %d", st.name, int(state.step))
-  meta = {"stage": st.name, "stage_index": index, "stage_start_step": stage_start, "model": fields,
-          "trainable": st.trainable, "origin": origin}
 
-  train_fn, eval_fn = train_lib.jit_steps(
-      model=model, tx=tx, partition=partition, plan=plan, loss_name=config.optim.loss,
-      class_weights=None if config.optim.class_weights is None else tuple(config.optim.class_weights),
-      base_rng=jax.random.fold_in(base_rng, 1000 + index))
-  train_split, dev_split = splits["train"], splits["dev"]
-  steps_per_epoch = pipeline.epoch_steps(train_split, config.data.batch_size, train=True)
+def _train(stage: _Stage, state, progress: train_lib.Progress):
+  """Trains the remaining epochs; saves `latest` every `train.checkpoint_every_steps` and at every epoch end."""
+  config, st = stage.config, stage.st
+  train_split = stage.run.splits["train"]
+  steps_per_epoch = pipeline.epoch_steps(train_split, config.data.batch_size, train=True,
+                                         drop_last=config.data.drop_last_train_batch)
   if config.train.max_steps_per_epoch > 0:
     steps_per_epoch = min(steps_per_epoch, config.train.max_steps_per_epoch)
-  if num_epochs > 0 and steps_per_epoch == 0:
+  if stage.num_epochs > 0 and steps_per_epoch == 0:
     raise ValueError(f"training split has {len(train_split.items)} utterances, fewer than one batch of "
                      f"{config.data.batch_size}")
   logging.info("stage %s (%s, trainable=%s): %s; %d epochs x %d steps; compiling...", st.name, st.kind,
-               st.trainable, origin, num_epochs, steps_per_epoch)
-  writer.write(int(state.step), st.name, "surgery", {"stage_index": index, **eff,
-                                                     **{f"width/{k}": str(v) for k, v in fields.items()}})
-
+               st.trainable, stage.origin, stage.num_epochs, steps_per_epoch)
+  eff = reporting.efficiency(state, total_params=stage.total_params)
+  stage.run.writer.write(progress.step, st.name, "surgery", {
+      "stage_index": stage.index, **eff, **{f"width/{k}": str(v) for k, v in stage.fields.items()}})
   epoch_times = []
-  max_eval = config.train.max_eval_batches
-
-  def end_of_epoch(state):
-    scores, dev_loss, _ = score_split(eval_fn, state, dev_split, config, max_eval, skipped)
-    m = metrics_for(dev_split, scores)
-    state = train_lib.plateau_update(state, dev_loss, factor=config.optim.plateau_factor,
-                                     patience=config.optim.plateau_patience)
-    improved = m["eer"] < float(state.best_dev_eer)
-    if improved:
-      state = state.replace(best_dev_eer=jnp.float32(m["eer"]), best_step=jnp.int32(int(state.step)))
-    # New scalars, never aliases of `step`: the train step donates every buffer of the state.
-    state = state.replace(epochs_done=state.epochs_done + 1, epoch_start_step=jnp.int32(int(state.step)))
-    writer.write(int(state.step), st.name, "dev", {"eer": m["eer"], "loss": dev_loss, "lr_scale": state.lr_scale,
-                                                    "accuracy": m["accuracy"]})
-    logging.info("stage %s epoch %d: dev EER %.3f%% loss %.4f", st.name, int(state.epochs_done), m["eer"],
-                 dev_loss)
-    ckpts.save("latest", state, meta)
-    if improved:
-      ckpts.save("best", state, dict(meta, dev_eer=m["eer"]))
-    return state
-
-  while int(state.epochs_done) < num_epochs:
-    epoch = int(state.epochs_done)
-    offset = int(state.step) - int(state.epoch_start_step)
+  while progress.epochs_done < stage.num_epochs:
+    offset = progress.step_in_epoch
     t0 = time.perf_counter()
-    state = _train_epoch(state, train_fn, train_split, config, st, epoch, num_epochs, offset, steps_per_epoch,
-                         writer, ckpts, meta, skipped)
+    state = _train_epoch(stage, state, progress, steps_per_epoch)
     if offset == 0:
       epoch_times.append(time.perf_counter() - t0)
-    state = end_of_epoch(state)
-
-  if not ckpts.has("best"):  # a stage with 0 epochs: its starting point is its best and last
-    ckpts.save("latest", state, meta)
-    ckpts.save("best", state, meta)
-  best_state, _ = ckpts.restore("best", state)
-
-  record = {"stage": st.name, "stage_index": index, "kind": st.kind, "trainable": st.trainable, "origin": origin,
-            "model": fields, "start_step": stage_start, "end_step": int(state.step), **eff,
-            "epoch_seconds": float(np.mean(epoch_times)) if epoch_times else None,
-            "best_step": int(best_state.best_step)}
-  if num_epochs > 0:
-    record.update(_measure(train_fn, eval_fn, state, config))
-  t0 = time.perf_counter()
-  for split_name in ("dev", "eval") if config.train.eval_at_stage_end else ("dev",):
-    split = splits[split_name]
-    scores, _, sec = score_split(eval_fn, best_state, split, config, max_eval, skipped)
-    m = metrics_for(split, scores)
-    record[split_name] = m
-    ok = np.isfinite(scores)
-    os.makedirs(os.path.join(workdir, "scores"), exist_ok=True)
-    evaluation.write_score_file(
-        os.path.join(workdir, "scores", f"{index}_{st.name}_{split_name}.txt"),
-        [it.utt_id for it, k in zip(split.items, ok) if k], [it.attack for it, k in zip(split.items, ok) if k],
-        split.labels()[ok], scores[ok])
-    writer.write(int(state.step), st.name, split_name, {k: v for k, v in m.items() if k != "per_attack"})
-    if split_name == "eval":
-      record["eval_seconds_per_batch"] = sec
-  record["eval_wall_seconds"] = time.perf_counter() - t0
-  record["peak_memory_bytes"], record["peak_memory_kind"] = reporting.peak_memory_bytes()
-  # Wall time of this stage in this process (a resumed stage counts only the part after the restart).
-  record["stage_seconds"] = time.perf_counter() - stage_t0
-  ckpts.mark_done(record)
-  return record, {"fields": fields, "best": full_variables(best_state), "last": full_variables(state)}
+    state, progress = _end_of_epoch(stage, state, progress)
+  if not stage.ckpts.has("best"):  # a stage with 0 epochs: its starting point is its best and last
+    stage.ckpts.save("best", state, stage.meta(progress), step=progress.step)
+    stage.ckpts.save("latest", state, stage.meta(progress), step=progress.step)
+  return state, progress, epoch_times
 
 
-def _train_epoch(state, train_fn, split, config, st, epoch, num_epochs, offset, steps_per_epoch, writer, ckpts, meta,
-                 skipped):
-  it = pipeline.batches(split, batch_size=config.data.batch_size, num_samples=config.data.num_samples, train=True,
-                        seed=config.seed, epoch=epoch + 1000 * meta["stage_index"],
+def _train_epoch(stage: _Stage, state, progress: train_lib.Progress, steps_per_epoch: int):
+  """Trains the rest of the current epoch (from `progress.step_in_epoch`); advances `progress.step` in place."""
+  config, st, run = stage.config, stage.st, stage.run
+  epoch = progress.epochs_done
+  offset = progress.step_in_epoch
+  it = pipeline.batches(run.splits["train"], batch_size=config.data.batch_size, num_samples=config.data.num_samples,
+                        train=True, seed=config.seed, epoch=epoch + 1000 * stage.index,
                         sample_rate=config.data.sample_rate, cache=_cache(config),
                         prefetch_batches=config.data.prefetch_batches, num_threads=config.data.num_threads,
-                        skip_bad_files=config.data.skip_bad_files, skipped=skipped, start_batch=offset)
+                        skip_bad_files=config.data.skip_bad_files, skipped=run.skipped, start_batch=offset,
+                        pad=config.data.pad, train_crop=config.data.train_crop,
+                        drop_last=config.data.drop_last_train_batch)
   bar = None
   if config.train.progress:
     from tqdm import tqdm
-    bar = tqdm(total=steps_per_epoch, initial=offset, desc=f"{st.name} epoch {epoch + 1}/{num_epochs}",
+    bar = tqdm(total=steps_per_epoch, initial=offset, desc=f"{st.name} epoch {epoch + 1}/{stage.num_epochs}",
                leave=False, dynamic_ncols=True)
   pending = []
   step_in_epoch = offset
-  step = int(state.step)
   for batch in it:
     if step_in_epoch >= steps_per_epoch:
       break
-    state, metrics = train_fn(state, {k: v for k, v in batch.items() if k != "index"})
+    state, metrics = stage.train_fn(state, {k: v for k, v in batch.items() if k != "index"})
     pending.append(metrics)
     step_in_epoch += 1
-    step += 1
-    if step % config.train.log_every_steps == 0 or step_in_epoch == steps_per_epoch:
-      _flush(pending, step, st, writer, ckpts, bar)
+    progress.step += 1
+    if progress.step % config.train.log_every_steps == 0 or step_in_epoch == steps_per_epoch:
+      _flush(pending, progress.step, stage, bar)
       pending = []
     if bar is not None:
       bar.update(1)
-    if step % config.train.checkpoint_every_steps == 0 and step_in_epoch < steps_per_epoch:
-      ckpts.save("latest", state, meta)
-  _flush(pending, step, st, writer, ckpts, bar)  # an epoch cut short by skipped files
+    if progress.step % config.train.checkpoint_every_steps == 0 and step_in_epoch < steps_per_epoch:
+      stage.ckpts.save("latest", state, stage.meta(progress), step=progress.step)
+  _flush(pending, progress.step, stage, bar)  # an epoch cut short by skipped files
   if bar is not None:
     bar.close()
   return state
 
 
-def _flush(pending, step, st, writer, ckpts, bar):
+def _end_of_epoch(stage: _Stage, state, progress: train_lib.Progress):
+  """Dev EER and loss, the plateau rule, and the epoch-end checkpoints: `best` (when improved) before `latest`."""
+  config, st, run = stage.config, stage.st, stage.run
+  dev_split = run.splits["dev"]
+  scores, dev_loss, _ = score_split(stage.eval_fn, state, dev_split, config, config.train.max_eval_batches,
+                                    run.skipped)
+  m = metrics_for(dev_split, scores)
+  progress = train_lib.plateau_update(progress, dev_loss, factor=config.optim.plateau_factor,
+                                      patience=config.optim.plateau_patience)
+  # A new scalar, never an alias of another leaf: the train step donates every buffer of the state.
+  state = state.replace(lr_scale=jnp.asarray(progress.lr_scale, jnp.float32))
+  improved = m["eer"] < progress.best_dev_eer
+  progress = dataclasses.replace(progress, epochs_done=progress.epochs_done + 1, epoch_start_step=progress.step)
+  if improved:
+    progress = dataclasses.replace(progress, best_dev_eer=float(m["eer"]), best_step=progress.step)
+  run.writer.write(progress.step, st.name, "dev", {"eer": m["eer"], "loss": dev_loss, "lr_scale": progress.lr_scale,
+                                                   "accuracy": m["accuracy"]})
+  logging.info("stage %s epoch %d: dev EER %.3f%% loss %.4f", st.name, progress.epochs_done, m["eer"], dev_loss)
+  meta = stage.meta(progress)
+  if improved:  # best first: a crash before `latest` is saved repeats this epoch, which finds this best again
+    stage.ckpts.save("best", state, dict(meta, dev_eer=m["eer"]), step=progress.step)
+  stage.ckpts.save("latest", state, meta, step=progress.step)
+  return state, progress
+
+
+def _finish(stage: _Stage, state, progress: train_lib.Progress, epoch_times, t0) -> tuple[dict, dict]:
+  """Scores the best checkpoint on dev and eval (and their silence-trimmed versions), measures, writes the record."""
+  config, st, run = stage.config, stage.st, stage.run
+  best_state, _ = stage.ckpts.restore("best", state)
+  record = {"stage": st.name, "stage_index": stage.index, "kind": st.kind, "trainable": st.trainable,
+            "origin": stage.origin, "model": stage.fields, "start_step": progress.stage_start_step,
+            "end_step": progress.step, **reporting.efficiency(state, total_params=stage.total_params),
+            "epoch_seconds": float(np.mean(epoch_times)) if epoch_times else None,
+            "best_step": progress.best_step}
+  sizes = {"eval_batch_size": config.data.eval_batch_size, "num_samples": config.data.num_samples}
+  if stage.num_epochs > 0:
+    record.update(reporting.step_times(stage.train_fn, stage.eval_fn, state, batch_size=config.data.batch_size,
+                                       **sizes))
+  trains = stage.num_epochs > 0
+  record.update(reporting.stage_memory(state, eval_fn=stage.eval_fn, train_fn=stage.train_fn if trains else None,
+                                       batch_size=config.data.batch_size, **sizes))
+  eval_t0 = time.perf_counter()
+  split_names = ("dev", "eval") if config.train.eval_at_stage_end else ("dev",)
+  variants = [("", None)]
+  if config.train.eval_trim_silence_db is not None:
+    variants.append(("_trimmed", config.train.eval_trim_silence_db))
+  for suffix, trim_db in variants:
+    for split_name in split_names:
+      split = run.splits[split_name]
+      scores, _, sec = score_split(stage.eval_fn, best_state, split, config, config.train.max_eval_batches,
+                                   run.skipped, trim_silence_db=trim_db)
+      m = metrics_for(split, scores)
+      key = split_name + suffix
+      record[key] = m
+      ok = np.isfinite(scores)
+      os.makedirs(os.path.join(run.workdir, "scores"), exist_ok=True)
+      evaluation.write_score_file(
+          os.path.join(run.workdir, "scores", f"{stage.index}_{st.name}_{key}.txt"),
+          [it.utt_id for it, k in zip(split.items, ok) if k], [it.attack for it, k in zip(split.items, ok) if k],
+          split.labels()[ok], scores[ok])
+      run.writer.write(progress.step, st.name, key, {k: v for k, v in m.items() if k != "per_attack"})
+      if key == "eval":
+        record["eval_seconds_per_batch"] = sec
+  record["eval_wall_seconds"] = time.perf_counter() - eval_t0
+  # Wall time of this stage in this process (a resumed stage counts only the part after the restart).
+  record["stage_seconds"] = time.perf_counter() - t0
+  stage.ckpts.mark_done(record)
+  return record, {"fields": stage.fields, "best": stage.full_variables(best_state),
+                  "last": stage.full_variables(state)}
+
+
+def _flush(pending, step, stage: _Stage, bar):
   """Brings step metrics to the host, stops on NaN/Inf, logs means."""
   if not pending:
     return
   host = jax.device_get(pending)
   if any(int(m["nonfinite"]) for m in host):
     raise NonFiniteLossError(
-        f"stage {st.name}: NaN/Inf loss or gradient before global step {step}; the update was not applied and "
-        f"the last good checkpoint is in {ckpts.dir}/latest. Lower the learning rate or enable "
+        f"stage {stage.st.name}: NaN/Inf loss or gradient before global step {step}; the update was not applied "
+        f"and the last good checkpoint is in {stage.ckpts.dir}/latest. Lower the learning rate or enable "
         "optim.grad_clip_norm, then re-run the same command to resume.")
   mean = {k: float(np.mean([m[k] for m in host])) for k in ("loss", "accuracy", "grad_norm")}
-  writer.write(step, st.name, "train", mean)
+  stage.run.writer.write(step, stage.st.name, "train", mean)
   if bar is not None:
     bar.set_postfix(loss=f"{mean['loss']:.4f}")
 
@@ -495,19 +663,3 @@ def _cache(config):
   if key not in _CACHES:
     _CACHES[key] = pipeline.AudioCache()
   return _CACHES[key]
-
-
-def _measure(train_fn, eval_fn, state, config, repeats: int = 5) -> dict:
-  """Step time (forward + backward + update) and eval time per batch on fixed synthetic batches of the real shapes,
-  blocking on each call, so the numbers are compute only (no input pipeline)."""
-  b, n = config.data.batch_size, config.data.num_samples
-  rng = np.random.default_rng(0)
-  batch = {"audio": jnp.asarray(rng.standard_normal((b, n)).astype(np.float32) * 0.1),
-           "label": jnp.asarray(np.arange(b) % 2, jnp.int32), "mask": jnp.ones((b,), jnp.float32)}
-  scratch = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), state)
-  step_s = reporting.time_calls(train_fn, lambda: (scratch, batch), repeats, carry=True)
-  eb = config.data.eval_batch_size
-  ebatch = {"audio": jnp.zeros((eb, n), jnp.float32), "label": jnp.zeros((eb,), jnp.int32),
-            "mask": jnp.ones((eb,), jnp.float32)}
-  eval_s = reporting.time_calls(eval_fn, lambda: (state, ebatch), repeats)
-  return {"step_seconds": step_s, "eval_batch_seconds": eval_s}

@@ -24,7 +24,8 @@ from jaxplastic.models.wav2vec2 import (ClassifierHead, Wav2Vec2Classifier, from
                                         merge_lora, to_hf_config)
 
 # HF tensors with no counterpart in our classifier: quantizer / contrastive heads of ForPreTraining,
-# the SpecAugment embedding, task heads of ForCTC / ForSequenceClassification / ForXVector.
+# the SpecAugment embedding (when the model has mask_time_prob = 0), task heads of ForCTC /
+# ForSequenceClassification / ForXVector.
 IGNORED_TENSORS = re.compile(
     r"(masked_spec_embed|quantizer\..*|project_q\..*|project_hid\..*|lm_head\..*|projector\..*|"
     r"classifier\..*|layer_weights|tdnn\..*|feature_extractor_xvector\..*|objective\..*)")
@@ -35,6 +36,13 @@ _WEIGHT_NORM_RENAMES = {
     "encoder.pos_conv_embed.conv.weight_v":
         "encoder.pos_conv_embed.conv.parametrizations.weight.original1",
 }
+# Mapped when the model has them, but a checkpoint may lack them (HF initialises them fresh then):
+# the SpecAugment embedding exists in HF only when its config.json enables masking.
+OPTIONAL_TENSORS = frozenset({"masked_spec_embed"})
+# Our parameters with no HF counterpart that keep their fresh initialisation on a pretrained init:
+# the head, LoRA factors, and the tensors of the authors' grown layouts.
+_FRESH_PARAMS = re.compile(r"head/.*|.*/lora_[ab]|"
+                           r"encoder/(parallel\d+|merge\d+|proj_in\d+|proj_out\d+)/.*")
 _BASE_PREFIX = "wav2vec2."
 _SAFETENSORS = "model.safetensors"
 _SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -87,6 +95,8 @@ def _plan(fields: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...], str]]:
     add_linear(f"{hf}.feed_forward.intermediate_dense", ours + ("ffn", "intermediate"))
     add_linear(f"{hf}.feed_forward.output_dense", ours + ("ffn", "output"))
     add_norm(f"{hf}.final_layer_norm", ours + ("final_norm",))
+  if m.mask_time_prob > 0.0:
+    plan.append(("masked_spec_embed", ("masked_spec_embed",), "copy"))
   return plan
 
 
@@ -233,11 +243,18 @@ def params_from_hf_tensors(fields: Mapping[str, Any],
                            source: str = "checkpoint") -> dict[str, Any]:
   """Maps HF backbone tensors onto our params (no head); each must be used or allow-listed.
 
+  An OPTIONAL_TENSORS entry the model has but the checkpoint lacks is left out of the result
+  (logged), for the caller to initialise fresh as transformers does.
+
   Raises:
     CheckpointError: listing unexpected tensors, missing tensors, or shape mismatches.
   """
   tensors = _normalise_names(tensors)
   plan = _plan(fields)
+  absent = sorted(hf for hf, _, _ in plan if hf in OPTIONAL_TENSORS and hf not in tensors)
+  if absent:
+    logging.warning("%s: has no %s; the model keeps a fresh initialisation", source, absent)
+    plan = [entry for entry in plan if entry[0] not in absent]
   expected = {hf for hf, _, _ in plan}
   ignored = sorted(k for k in tensors if k not in expected and IGNORED_TENSORS.fullmatch(k))
   unexpected = sorted(k for k in tensors if k not in expected and not IGNORED_TENSORS.fullmatch(k))
@@ -295,7 +312,8 @@ def load_hf_wav2vec2(path_or_hub_id: str | os.PathLike,
 
   Returns:
     (fields, params): `Wav2Vec2Classifier(**fields)` and its full `params` tree (backbone from the
-    checkpoint, `head` newly initialised).
+    checkpoint, `head` newly initialised; so is `masked_spec_embed` if the model has one and the
+    checkpoint does not).
   """
   directory = resolve_checkpoint_dir(path_or_hub_id)
   _, hf_config = _read_hf_config(directory)
@@ -304,15 +322,20 @@ def load_hf_wav2vec2(path_or_hub_id: str | os.PathLike,
   model = Wav2Vec2Classifier(**fields)
   head = ClassifierHead(model.head_hidden, model.num_classes, model.head_dropout)
   rng = jax.random.PRNGKey(0) if rng is None else rng
-  params["head"] = head.init(rng, jnp.zeros((1, model.hidden_size)), False)["params"]
+  head_rng, embed_rng = jax.random.split(rng)
+  params["head"] = head.init(head_rng, jnp.zeros((1, model.hidden_size)), False)["params"]
+  if model.mask_time_prob > 0.0 and "masked_spec_embed" not in params:
+    params["masked_spec_embed"] = jax.random.uniform(embed_rng, (model.hidden_size,))
   return fields, params
 
 
 # --------------------------------------------------------------------------------------------------
 # Pretrained initialisation for the experiment driver.
 
-# Fields that fix the backbone's parameters or computation; a checkpoint must agree on all of them.
+# Fields that fix the backbone's parameters or computation; a checkpoint must agree on all of them
+# (`parallel_layers` only adds tensors that start fresh, so it is not one of them).
 ARCHITECTURE_FIELDS = ("hidden_size", "num_layers", "num_heads", "head_dim", "ffn_dims",
+                       "layer_hidden",
                        "conv_dims", "conv_kernels", "conv_strides", "conv_bias",
                        "feat_extract_norm", "layout", "num_conv_pos_embeddings",
                        "num_conv_pos_embedding_groups", "layer_norm_eps", "hidden_act",
@@ -324,6 +347,7 @@ def _architecture(fields: Mapping[str, Any]) -> dict[str, Any]:
   model = Wav2Vec2Classifier(**{k: v for k, v in fields.items() if k != "name"})
   arch = {k: getattr(model, k) for k in ARCHITECTURE_FIELDS}
   arch["head_dim"] = model.head_dims()
+  arch["layer_hidden"] = model.layer_widths()
   return arch
 
 
@@ -340,7 +364,11 @@ def init_from_pretrained(path_or_hub_id: str | os.PathLike, module_fields: Mappi
 
   The experiment calls this for its first stage when `config.model.pretrained` names a checkpoint.
   Copies are exact (float32). LoRA leaves, if the first stage already has them, keep their fresh
-  initialisation (B = 0, so the function is the checkpoint's).
+  initialisation (B = 0, so the function is the checkpoint's), as do the tensors of parallel layers
+  (`encoder/parallel{i}`, `encoder/merge{i}`: e.g. a grown model started from the pretrained
+  checkpoint) and a `masked_spec_embed` the checkpoint lacks. The checkpoint's
+  `masked_spec_embed` is imported when the model has one (mask_time_prob > 0) and ignored
+  otherwise.
 
   Args:
     path_or_hub_id: a checkpoint directory (config.json + model.safetensors) or a Hub id.
@@ -374,8 +402,10 @@ def init_from_pretrained(path_or_hub_id: str | os.PathLike, module_fields: Mappi
   backbone = _flatten(
       params_from_hf_tensors(fields, _read_tensors(directory), source=str(directory)))
   params = _flatten(variables["params"])
-  lora = {p for p in params if p[-1] in ("lora_a", "lora_b")}
-  kept = sorted(p for p in params if p[0] != "head" and p not in lora and p not in backbone)
+  fresh = {p for p in params if _FRESH_PARAMS.fullmatch("/".join(p))}
+  if ("masked_spec_embed",) in params and ("masked_spec_embed",) not in backbone:
+    fresh.add(("masked_spec_embed",))
+  kept = sorted(p for p in params if p not in fresh and p not in backbone)
   if kept or set(backbone) - set(params):
     raise CheckpointError(
         f"{directory}: the model's backbone and the checkpoint differ: not in the checkpoint "
@@ -386,8 +416,8 @@ def init_from_pretrained(path_or_hub_id: str | os.PathLike, module_fields: Mappi
       raise CheckpointError(f"{directory}: {'/'.join(path)} has shape {tuple(value.shape)}, the "
                             f"model expects {tuple(np.shape(params[path]))}")
     params[path] = value
-  logging.info("initialised %d backbone tensors from %s (head%s freshly initialised)",
-               len(backbone), directory, " and LoRA" if lora else "")
+  logging.info("initialised %d backbone tensors from %s; freshly initialised: %s", len(backbone),
+               directory, sorted("/".join(p) for p in fresh))
   out = {k: v for k, v in variables.items() if k != "params"}
   tree: dict[str, Any] = {}
   for path, value in params.items():
@@ -442,8 +472,9 @@ def save_hf_wav2vec2(path: str | os.PathLike, fields: Mapping[str, Any], params:
   """Writes config.json + model.safetensors that `transformers.Wav2Vec2Model.from_pretrained` loads.
 
   The classifier head has no HF counterpart and is not written. LoRA updates are merged into their
-  kernels first (`merge_lora`), so the export computes the fine-tuned function. `hf_config_extra`
-  keys (e.g. `mask_time_prob=0.0`) are copied into config.json.
+  kernels first (`merge_lora`), so the export computes the fine-tuned function. The SpecAugment
+  settings and `masked_spec_embed` are written when the model masks (mask_time_prob > 0);
+  `hf_config_extra` keys are copied into config.json.
 
   Raises:
     Wav2Vec2ConfigError: per-layer widths that a stock HF config cannot express.

@@ -3,10 +3,11 @@
 `Detector.load(path)` reads what training exports (`<workdir>/model/`, see
 `checkpoints.export_model`) and rebuilds the model from `model.json` alone. Audio of any rate and
 channel count is decoded, downmixed and resampled exactly as the training pipeline does
-(`data.audio.load_audio`), then either cropped / repeat-padded to the training length (the default,
-the condition the EER threshold was chosen under) or cut into overlapping windows that cover the
-whole file (full-length mode). Windows from many files share batches; every batch is padded to one
-of a few fixed sizes so the jitted forward compiles once per size.
+(`data.audio.load_audio`), then either cropped / padded to the training length as training padded
+(`pad` in model.json: zeros or repeats; the default, the condition the EER threshold was chosen
+under) or cut into overlapping windows that cover the whole file (full-length mode). Windows from
+many files share batches; every batch is padded to one of a few fixed sizes so the jitted forward
+compiles once per size.
 
 Score = logit(bona fide) - logit(spoof): higher means more bona fide.
 """
@@ -74,7 +75,7 @@ def window_starts(length: int, num_samples: int) -> list[int]:
 
   Windows are `num_samples` long with hop `num_samples // 2`; the last window is moved back so it
   ends exactly at the end of the signal (no padding, every sample covered). A signal no longer than
-  one window gets one window at 0 (the caller repeat-pads it, as in 4 s mode).
+  one window gets one window at 0 (the caller pads it, as in 4 s mode).
   """
   if num_samples <= 0 or length <= 0:
     raise ValueError(f"need positive length and num_samples, got {length}, {num_samples}")
@@ -182,7 +183,10 @@ class Detector:
   Attributes:
     meta: the export's model.json.
     sample_rate: the rate the model reads; all audio is resampled to it.
-    num_samples: the training input length (samples); 4 s mode crops / repeat-pads to it.
+    num_samples: the training input length (samples); 4 s mode crops / pads to it.
+    pad: how shorter inputs are padded, as in training (`data.pad`): "zero" or "repeat". Exports
+      from before model.json recorded it were all repeat-padded in training, so "repeat" is their
+      default.
     threshold: decision threshold on the score (the dev-EER threshold recorded at export; 0.0, the
       argmax decision, when the export has none; see `threshold_note`).
     calibration: {"a", "b"} when model.json holds a Platt calibration, else None.
@@ -209,6 +213,7 @@ class Detector:
       raise checkpoints.CheckpointError(f"{where}: cannot build the model it describes: {e}") from e
     self.sample_rate = int(self.meta["sample_rate"])
     self.num_samples = int(self.meta["num_samples"])
+    self.pad = checkpoints.export_pad(self.meta, where)
     threshold = self.meta.get("threshold")
     self.threshold = 0.0 if threshold is None else float(threshold)
     self.threshold_note = (
@@ -370,12 +375,12 @@ class Detector:
   def windows(self, wav: np.ndarray, *, full_length: bool = False) -> list[np.ndarray]:
     """The model inputs for a prepared signal.
 
-    4 s mode: one first-crop / repeat-pad. Full length: every window of `window_starts` (a signal no
-    longer than one window is repeat-padded).
+    4 s mode: one first-crop / pad (`self.pad`, as in training). Full length: every window of
+    `window_starts` (a signal no longer than one window is padded the same way).
     """
     n = self.num_samples
     if not full_length or wav.shape[0] <= n:
-      return [fix_length(wav, n)]
+      return [fix_length(wav, n, pad=self.pad)]
     return [wav[s:s + n] for s in window_starts(wav.shape[0], n)]
 
   # -- files ---------------------------------------------------------------------------------------
@@ -392,7 +397,8 @@ class Detector:
 
     Modes:
       4 s (default, the training and evaluation condition): the first `num_samples` samples,
-        repeat-padded when shorter, exactly as dev/eval scoring during training.
+        padded when shorter as the model was trained (`pad`), exactly as dev/eval scoring during
+        training.
       full_length: windows of `num_samples` with hop `num_samples // 2`, the last one aligned to the
         end of the file (`window_starts`); each window is scored and the file's score is the MEAN of
         its window scores (`aggregate="min"`: the most spoof-like window, for spotting a short

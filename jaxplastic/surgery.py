@@ -7,8 +7,10 @@ always occupies the *leading* slice of every grown axis, so
   grow(p)  = fresh init of the big model with each old tensor written into its leading slice,
   prune(q) = each tensor sliced back to its leading block (or gathered at chosen unit indices),
 
-and prune(grow(p)) == p bit for bit. `Partition` splits a grown parameter tree into the trainable new slices and the
-frozen originals, so that during dropin only the new slices are differentiated and carry optimizer state.
+and prune(grow(p)) == p bit for bit. `Partition` cuts a grown parameter tree into trainable and frozen blocks (the
+originals, optionally the new slices of grown tensors, and zero blocks through which old recurrent units would read
+new ones), so that during dropin only the trainable blocks are differentiated and carry optimizer state;
+`dropin_optimizer` is the same split as an `optax.multi_transform` for a training loop of one's own.
 
 Paths are '/'-joined and include the collection: `params/stage2/block1/conv1/kernel`, `batch_stats/...`.
 """
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import traverse_util
 
 PyTree = Any
@@ -38,7 +41,7 @@ class SurgeryError(ValueError):
 
 def flatten(tree: Mapping) -> dict[str, Any]:
   """Nested dict -> {'a/b/c': leaf}."""
-  return {k: v for k, v in traverse_util.flatten_dict(_to_dict(tree), sep="/").items()}
+  return traverse_util.flatten_dict(_to_dict(tree), sep="/")
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict:
@@ -123,12 +126,6 @@ def make_plan(small: Mapping, big: Mapping, *, what: str = "grow") -> Plan:
     raise SurgeryError(f"{what}: the requested widths make this {what} that {verb} tensors: " + "; ".join(wrong[:10]))
   added = tuple(sorted(set(b) - set(s)))
   return Plan(small=s, big=b, grown=grown, added=added)
-
-
-def model_plan(small_model, big_model, input_shape: Sequence[int], *, what: str = "grow") -> Plan:
-  """The plan between two instances of the same module class that differ only in width fields."""
-  return make_plan(abstract_variables(small_model, input_shape), abstract_variables(big_model, input_shape),
-                   what=what)
 
 
 def width_groups(make_model: Callable[[dict], Any], small_fields: Mapping, big_fields: Mapping,
@@ -339,6 +336,10 @@ def keep_most_important(scores: Mapping[str, np.ndarray], plan: Plan,
 # ----------------------------------------------------------------------------------------------------------------
 # Trainable / frozen partition.
 
+GROWN_SLICES = ("train", "freeze")
+ORIGINALS = ("frozen", "train")
+BATCH_STATS = ("update", "freeze")
+
 
 def match_patterns(paths: Iterable[str], patterns: Sequence[str], what: str) -> set[str]:
   """Paths that fully match any pattern; a pattern matching nothing is an error listing the valid names."""
@@ -358,6 +359,8 @@ def _blocks(small: tuple, big: tuple, axes: tuple[int, ...]) -> list[tuple[int, 
 
   Block j spans the full big size along the grown axes before it, the added range along its own axis and the
   small size elsewhere, so concatenating [small, block_1, block_2, ...] along their axes rebuilds the big tensor.
+  For a kernel [in, out] grown along both axes, block 0 is [new in, old out]: the entries through which old units
+  read new ones.
   """
   cur = list(small)
   out = []
@@ -371,21 +374,51 @@ def _blocks(small: tuple, big: tuple, axes: tuple[int, ...]) -> list[tuple[int, 
   return out
 
 
+def _slice(value, start: Sequence[int], shape: Sequence[int]):
+  """A block by basic slicing: numpy stays on the host, a jax array stays on its devices (no host copy)."""
+  return value[tuple(slice(b, b + n) for b, n in zip(start, shape))]
+
+
+def _isolated(grown: Mapping[str, tuple], all_paths: Iterable[str], recurrent: Sequence[str]) -> set[str]:
+  """The grown recurrent kernels whose new->old block stays zero (old units never read new ones).
+
+  `recurrent` regexes fully match '/'-joined paths with the collection, as `SURGERY_OUTPUT_AXES` rules do
+  (`params/gru2/hidden_r/kernel`).
+  """
+  if not recurrent:
+    raise SurgeryError("dropin: old_reads_new=False needs the model's recurrent kernels (`recurrent`: regexes naming "
+                       "[H, H] hidden->hidden kernels, e.g. the model class's SURGERY_RECURRENT); none were given")
+  full = ["params/" + p for p in all_paths]
+  hits = {p[len("params/"):] for p in match_patterns(full, recurrent, "dropin recurrent kernels")}
+  isolated = sorted(p for p in hits if p in grown)
+  if not isolated:
+    raise SurgeryError(f"dropin: old_reads_new=False but no grown tensor matches the recurrent patterns "
+                       f"{list(recurrent)}, so nothing would be isolated. They match {sorted(hits)}; the grown "
+                       f"tensors are {sorted(grown)}")
+  bad = [f"{p} grows along axes {grown[p]}" for p in isolated if grown[p] != (0, 1)]
+  if bad:
+    raise SurgeryError("dropin: a recurrent kernel [H, H] must grow along both its input and output axes: "
+                       + "; ".join(bad))
+  logging.info("dropin: new->old blocks kept zero and frozen (old units never read new ones): %s", isolated)
+  return set(isolated)
+
+
 @dataclasses.dataclass(frozen=True)
 class Partition:
   """Which entries of the `params` collection train; static, hashable, usable inside jit.
 
-  With `mode="all"` everything trains and `frozen` is empty. With `mode="new"` (dropin) only the slices a grow added
-  train: each grown tensor is kept as its original block (frozen) plus one block per grown axis (trainable) and is
-  reassembled by concatenation inside the loss, so gradients and optimizer state exist only for the new blocks.
-  Tensors matching `train_patterns` train whole. Tensors matching `isolate_patterns` keep the block that would let
-  new units feed old ones frozen at zero (the authors' GRU in which old units never read new ones).
+  With `mode="all"` everything trains. With `mode="new"` tensors train whole, stay frozen whole, or (`layout`) are
+  cut into their original block plus one block per grown axis (`_blocks`), each block trainable, frozen or kept at
+  zero; `merge` concatenates them back inside the loss, so only trainable blocks are differentiated and carry
+  optimizer state. `split_tree`/`merge_tree`/`labels` give the same split as one tree for `dropin_optimizer`.
   """
 
   mode: str
-  layout: tuple = ()  # ((path, small_shape, big_shape, ((axis, role), ...)), ...), role in {'train', 'zero'}
+  # ((path, small_shape, big_shape, original_role, ((axis, role), ...)), ...), role in {'train', 'frozen', 'zero'}
+  layout: tuple = ()
   whole_trainable: tuple[str, ...] = ()
   frozen_paths: tuple[str, ...] = ()
+  batch_stats: str = "update"  # dropin: "update" (all running statistics move) or "freeze" (original channels')
 
   @classmethod
   def everything(cls) -> "Partition":
@@ -394,59 +427,114 @@ class Partition:
   @classmethod
   def fixed(cls, params: Mapping, frozen_patterns: Sequence[str]) -> "Partition":
     """Everything trains except the tensors matching `frozen_patterns`, which stay bit-identical and
-    carry no optimizer state (non-`params` collections are kept as they were, as in dropin)."""
+    carry no optimizer state (non-`params` collections are updated as usual)."""
     flat = flatten(params)
     frozen = match_patterns(flat, frozen_patterns, "frozen parameters")
     return cls(mode="new", whole_trainable=tuple(sorted(set(flat) - frozen)), frozen_paths=tuple(sorted(frozen)))
 
   @classmethod
-  def new_slices(cls, plan: Plan, train_patterns: Sequence[str] = (), isolate_patterns: Sequence[str] = ()
-                 ) -> "Partition":
-    """Dropin partition from a grow plan (paths of the `params` collection are used)."""
-    prefix = "params/"
-    params = {p[len(prefix):]: s for p, s in plan.big.items() if p.startswith(prefix)}
-    whole = match_patterns(params, train_patterns, "dropin.train_patterns")
-    isolate = match_patterns(params, isolate_patterns, "dropin.isolate_patterns")
-    layout, frozen = [], []
+  def new_slices(cls, plan: Plan, *, train_patterns: Sequence[str] = (), recurrent: Sequence[str] = (),
+                 old_reads_new: bool = True, grown_slices: str = "train", originals: str = "frozen",
+                 batch_stats: str = "update") -> "Partition":
+    """The dropin partition of a grow plan's `params` collection.
+
+    Tensors the plan adds always train. Each rule below logs what it matched, and every check runs here, before
+    anything is split.
+
+    Args:
+      plan: from `make_plan(small, big)`.
+      train_patterns: regexes over `params`-relative paths ('head/.*'); matched tensors train whole. Each must match
+        a tensor, and not only tensors that train anyway (every entry trainable under the other arguments: an added
+        tensor, or with originals="train" any tensor whose new slices train and which holds no isolated block).
+      recurrent: regexes over collection-prefixed paths ('params/gru\\d+/hidden_[rzn]/kernel', the convention of
+        SURGERY_OUTPUT_AXES) naming kernels [H, H] from a layer's hidden state to itself.
+      old_reads_new: False (the authors' GRU): in every grown `recurrent` kernel the block [new inputs, old outputs]
+        is set to zero by `split` and stays zero and frozen, so old units never read new ones.
+      grown_slices: "train" (the new slices of grown tensors train) or "freeze" (they stay at their grown values and
+        only added tensors train: the authors' parallel branches, whose readers are frozen whole).
+      originals: "frozen" (dropin) or "train" (every entry trains except isolated blocks: "dropin unfrozen").
+      batch_stats: "update" (every running statistic follows the batches, as PyTorch's model.train() does) or
+        "freeze" (original channels' statistics stay as trained; see `freeze_state`).
+
+    Raises:
+      SurgeryError: an unknown option; a pattern that matches nothing or only tensors that train anyway; a
+        train pattern on an isolated tensor; old_reads_new=False with no grown recurrent kernel; grown_slices="freeze"
+        with a plan that adds no tensor.
+    """
+    for name, value, valid in (("grown_slices", grown_slices, GROWN_SLICES), ("originals", originals, ORIGINALS),
+                               ("batch_stats", batch_stats, BATCH_STATS)):
+      if value not in valid:
+        raise SurgeryError(f"dropin: {name} must be one of {valid}, got {value!r}")
+    cut = lambda p: p[len("params/"):]
+    params = {cut(p): s for p, s in plan.big.items() if p.startswith("params/")}
+    grown = {cut(p): a for p, a in plan.grown.items() if p.startswith("params/")}
+    added = {cut(p) for p in plan.added if p.startswith("params/")}
+    isolated = set() if old_reads_new else _isolated(grown, params, recurrent)
+    if grown_slices == "freeze":
+      if not added:
+        raise SurgeryError("dropin: grown_slices='freeze' trains only tensors the grown model adds, and this plan "
+                           f"adds none (it grows {sorted(grown)})")
+      logging.info("dropin: new slices kept frozen at their grown values: %s", sorted(grown))
+    logging.info("dropin: tensors added by the grown model train whole: %s", sorted(added))
+    anyway = set(added)
+    if originals == "train":
+      anyway |= {p for p in params if p not in isolated and (p not in grown or grown_slices == "train")}
+    whole = set()
+    for pattern in train_patterns:
+      hits = match_patterns(params, (pattern,), "dropin.train_patterns")
+      if hits <= anyway:
+        raise SurgeryError(f"dropin.train_patterns: {pattern!r} matches only tensors that already train: "
+                           f"{sorted(hits)}")
+      if hits & isolated:
+        raise SurgeryError(f"dropin.train_patterns: {pattern!r} matches {sorted(hits & isolated)}, whose new->old "
+                           "block is isolated (old_reads_new=False); training it whole would let old units read new")
+      whole |= hits
+    new_role = "train" if grown_slices == "train" else "frozen"
+    old_role = "train" if originals == "train" else "frozen"
+    layout, trainable, frozen = [], [], []
     for path, big in sorted(params.items()):
-      full = prefix + path
-      if path in whole or full in plan.added:
+      if path in whole or path in added:
+        trainable.append(path)
         continue
-      axes = plan.grown.get(full, ())
-      if not axes:
+      axes = grown.get(path, ())
+      roles = tuple((a, "zero" if path in isolated and k == 0 else new_role) for k, a in enumerate(axes))
+      kinds = {old_role} | {r for _, r in roles}
+      if kinds == {"train"}:
+        trainable.append(path)
+      elif kinds == {"frozen"}:
         frozen.append(path)
-        continue
-      roles = []
-      for k, axis in enumerate(axes):
-        zero = path in isolate and k == 0 and len(axes) > 1
-        roles.append((axis, "zero" if zero else "train"))
-      if path in isolate and len(axes) < 2:
-        raise SurgeryError(f"dropin.isolate_patterns: {path} does not grow along both its input and output axes")
-      layout.append((path, plan.small[full], big, tuple(roles)))
-    whole_trainable = tuple(sorted(set(whole) | {p[len(prefix):] for p in plan.added if p.startswith(prefix)}))
-    return cls(mode="new", layout=tuple(layout), whole_trainable=whole_trainable, frozen_paths=tuple(frozen))
+      else:
+        layout.append((path, plan.small["params/" + path], big, old_role, roles))
+    return cls(mode="new", layout=tuple(layout), whole_trainable=tuple(trainable), frozen_paths=tuple(frozen),
+               batch_stats=batch_stats)
 
   def split(self, params: Mapping) -> tuple[dict, dict]:
-    """Full `params` tree -> (trainable, frozen) trees."""
+    """Full `params` tree -> (trainable, frozen) trees, by slicing (jax arrays are not copied to the host).
+
+    Isolated blocks come out as zeros whatever `params` holds there.
+    """
     if self.mode == "all":
       return _to_dict(params), {}
     flat = flatten(params)
-    train, frozen = {}, {}
-    for p in self.whole_trainable:
-      train[p] = flat[p]
-    for p in self.frozen_paths:
-      frozen[p] = flat[p]
-    for path, small, big, roles in self.layout:
-      value = np.asarray(flat[path])
-      if tuple(value.shape) != tuple(big):
-        raise SurgeryError(f"{path}: has {tuple(value.shape)}, partition expects {big}")
-      frozen[f"{path}/original"] = value[tuple(slice(0, n) for n in small)]
+    expected = set(self.whole_trainable) | set(self.frozen_paths) | {entry[0] for entry in self.layout}
+    if set(flat) != expected:
+      raise SurgeryError(f"partition: tensors missing {sorted(expected - set(flat))[:10]}, unexpected "
+                         f"{sorted(set(flat) - expected)[:10]}")
+    bad = [f"{p}: has {tuple(flat[p].shape)}, partition expects {big}" for p, _, big, _, _ in self.layout
+           if tuple(flat[p].shape) != tuple(big)]
+    if bad:
+      raise SurgeryError("partition: " + "; ".join(bad[:10]))
+    train = {p: flat[p] for p in self.whole_trainable}
+    frozen = {p: flat[p] for p in self.frozen_paths}
+    for path, small, big, old_role, roles in self.layout:
+      value = flat[path]
+      (train if old_role == "train" else frozen)[f"{path}/original"] = _slice(value, (0,) * len(small), small)
       for (axis, start, shape), (_, role) in zip(_blocks(small, big, tuple(a for a, _ in roles)), roles):
-        block = value[tuple(slice(b, b + n) for b, n in zip(start, shape))]
+        block = _slice(value, start, shape)
         if role == "zero":
-          frozen[f"{path}/zero_axis{axis}"] = np.zeros_like(block)
+          frozen[f"{path}/zero_axis{axis}"] = (jnp if isinstance(block, jax.Array) else np).zeros_like(block)
         else:
-          train[f"{path}/new_axis{axis}"] = block
+          (train if role == "train" else frozen)[f"{path}/new_axis{axis}"] = block
     return unflatten(train), unflatten(frozen)
 
   def merge(self, trainable: Mapping, frozen: Mapping) -> dict:
@@ -456,35 +544,60 @@ class Partition:
     t, f = flatten(trainable), flatten(frozen)
     out = {p: t[p] for p in self.whole_trainable}
     out.update({p: f[p] for p in self.frozen_paths})
-    for path, small, big, roles in self.layout:
-      value = f[f"{path}/original"]
+    for path, _, _, old_role, roles in self.layout:
+      value = (t if old_role == "train" else f)[f"{path}/original"]
       for axis, role in roles:
-        block = t[f"{path}/new_axis{axis}"] if role == "train" else f[f"{path}/zero_axis{axis}"]
+        block = t[f"{path}/new_axis{axis}"] if role == "train" else f[
+            f"{path}/{'zero' if role == 'zero' else 'new'}_axis{axis}"]
         value = jnp.concatenate([value, block.astype(value.dtype)], axis=axis)
       out[path] = value
     return unflatten(out)
 
-  def freeze_state(self, updated: Mapping, previous: Mapping, plan: Plan | None) -> dict:
-    """Keeps the original slices of non-`params` collections (BatchNorm statistics) as they were.
+  def split_tree(self, params: Mapping) -> dict:
+    """Full `params` -> {'trainable': ..., 'frozen': ...}: one tree for a training loop of one's own, optimised by
+    `dropin_optimizer` (labels come from the two top-level keys)."""
+    trainable, frozen = self.split(params)
+    return {"trainable": trainable, "frozen": frozen}
 
-    In dropin the running statistics of original channels belong to the frozen model; only new channels' statistics
-    may move. Without a grow plan (mode "all", or a fixed set of frozen tensors) the updated state is returned.
+  def merge_tree(self, tree: Mapping) -> dict:
+    """Inverse of `split_tree`, for the loss. The frozen half passes through `stop_gradient`, so its gradients are
+    zeros that cost no backward work."""
+    return self.merge(tree["trainable"], jax.lax.stop_gradient(tree["frozen"]))
+
+  @staticmethod
+  def labels(tree: Mapping) -> dict:
+    """`optax.multi_transform` labels of a `split_tree`: 'train' for trainable blocks, 'freeze' for the rest."""
+    if set(tree) != {"trainable", "frozen"}:
+      raise SurgeryError(f"labels: expected a split_tree with keys 'trainable' and 'frozen', got {sorted(tree)}")
+    return {"trainable": jax.tree_util.tree_map(lambda _: "train", tree["trainable"]),
+            "frozen": jax.tree_util.tree_map(lambda _: "freeze", tree["frozen"])}
+
+  def freeze_state(self, updated: Mapping, previous: Mapping, plan: Plan | None) -> dict:
+    """Non-`params` collections (BatchNorm statistics) after a train step, under the `batch_stats` policy.
+
+    "update" returns `updated`: the authors' PyTorch run updates every running buffer under model.train(), frozen
+    weights or not. "freeze" keeps the original slices (and ungrown tensors) as they were, so only new channels'
+    statistics move. Without a grow plan (mode "all", or a fixed set of frozen tensors) `updated` is returned.
     """
-    if self.mode == "all" or not updated or plan is None:
+    if self.batch_stats == "update" or self.mode == "all" or not updated or plan is None:
       return updated
     new, old = flatten(updated), flatten(previous)
     out = {}
-    for path, value in new.items():
-      full = path  # model_state trees carry their collection prefix already
-      axes = plan.grown.get(full, ())
-      if full in plan.added:
+    for path, value in new.items():  # model_state paths carry their collection, as the plan's do
+      axes = plan.grown.get(path, ())
+      if path in plan.added:
         out[path] = value
       elif not axes:
         out[path] = old[path]
       else:
-        small = plan.small[full]
-        out[path] = value.at[tuple(slice(0, n) for n in small)].set(old[path][tuple(slice(0, n) for n in small)])
+        lead = tuple(slice(0, n) for n in plan.small[path])
+        out[path] = value.at[lead].set(old[path][lead])
     return unflatten(out)
+
+
+def dropin_optimizer(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`tx` on the trainable half of a `Partition.split_tree`, `optax.set_to_zero()` (no state) on the frozen half."""
+  return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, Partition.labels)
 
 
 def count(tree: PyTree) -> int:

@@ -1,4 +1,5 @@
-"""Checkpoints: orbax round trip of a grown (dropin) state, shape mismatches named, exports checked."""
+"""Checkpoints: orbax round trip of a grown (dropin) state, shape mismatches named, exports checked, saves keyed by
+step and never overwritten."""
 
 import json
 import os
@@ -76,3 +77,21 @@ def test_export_checks_format_and_shapes(tmp_path):
     checkpoints.load_export(path)
   with pytest.raises(checkpoints.CheckpointError, match="not an exported"):
     checkpoints.load_export(str(tmp_path / "nothing"))
+
+
+def test_saves_are_keyed_by_the_given_step_and_never_overwritten(tmp_path):
+  state, _ = _state(4)
+  ck = checkpoints.StageCheckpoints(str(tmp_path), 0, "baseline")
+  try:
+    assert ck.step("best") is None and not ck.has("best")
+    ck.save("best", state, {"progress": {"step": 7}}, step=7)
+    other = state.replace(params=jax.tree_util.tree_map(lambda x: x + 1, state.params))
+    ck.save("best", other, {"progress": {"step": 7}, "note": "second"}, step=7)  # same step: left as it was
+    assert ck.step("best") == 7 and "note" not in ck.meta("best")
+    restored, _ = ck.restore("best", state)
+    np.testing.assert_array_equal(np.asarray(restored.params["fc"]["kernel"]),
+                                  np.asarray(state.params["fc"]["kernel"]))
+    with pytest.raises(ValueError, match="latest' or 'best"):
+      ck.save("newest", state, {})
+  finally:
+    ck.close()

@@ -35,7 +35,11 @@ AUDIO = _signals(12000)  # 0.75 s -> 24 frames at hop 512
 def _ref_db(x: np.ndarray, **mel_kwargs) -> np.ndarray:
   mel = librosa.feature.melspectrogram(y=x.astype(np.float64), sr=SR, n_fft=1024, hop_length=512,
                                        n_mels=64, power=2.0, **mel_kwargs)
-  return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+  db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+  # torchaudio's AmplitudeToDB(stype="power", top_db=None) is the same formula (multiplier 10,
+  # amin 1e-10, ref 1, no clipping), which the authors' front-end applies.
+  np.testing.assert_array_equal(db, 10.0 * np.log10(np.maximum(mel, 1e-10)))
+  return db
 
 
 def _ref_pad_znorm(db: np.ndarray, frames: int, eps: float = 1e-6) -> np.ndarray:
@@ -66,8 +70,11 @@ def test_dct_matrix_matches_scipy():
                              scipy.fft.dct(x, norm="ortho", axis=-1)[:, :20], atol=1e-10)
 
 
-@pytest.mark.parametrize("htk, norm, pad_mode", [(False, "slaney", "reflect"),
-                                                 (True, None, "constant")])
+@pytest.mark.parametrize("htk, norm, pad_mode", [
+    (False, "slaney", "reflect"),  # librosa's defaults
+    (True, None, "reflect"),  # torchaudio MelSpectrogram's defaults (the authors')
+    (True, None, "constant"),
+])
 def test_log_mel_db_matches_librosa(htk, norm, pad_mode):
   ours = np.asarray(jax.jit(lambda a: fe.log_mel(a, normalize=False, num_frames=40, htk=htk,
                                                  mel_norm=norm, pad_mode=pad_mode))(AUDIO))
@@ -94,6 +101,19 @@ def test_log_mel_znorm_matches_reference(frames):
   np.testing.assert_allclose(ours[0], _ref_pad_znorm(_ref_db(AUDIO[1], pad_mode="reflect"),
                                                      frames), rtol=0, atol=1e-4)
   assert abs(ours.mean()) < 1e-5 and abs(ours.std() - 1.0) < 1e-4
+
+
+def test_log_mel_authors_chain_at_paper_shapes():
+  """The authors' ResNet input end to end: 64,000 samples, torchaudio MelSpectrogram defaults
+  (n_fft 1024, hop 512, 64 mels, periodic Hann, center=True reflect, power 2, HTK scale, no
+  area normalisation) -> 10 log10(max(x, 1e-10)) -> 126 frames zero-padded to 224 -> z-norm."""
+  audio = _signals(64000)[1:]  # noise: every bin far above the float32 round-off floor
+  ours = np.asarray(fe.log_mel(audio, htk=True, mel_norm=None))
+  assert ours.shape == (1, 64, 224)
+  ref_db = _ref_db(audio[0], htk=True, norm=None, pad_mode="reflect", window="hann",
+                   center=True)
+  assert ref_db.shape == (64, 126)
+  np.testing.assert_allclose(ours[0], _ref_pad_znorm(ref_db, 224), rtol=0, atol=1e-4)
 
 
 def test_log_mel_batch_rows_are_independent():

@@ -5,6 +5,7 @@ import functools
 import importlib.util
 import pathlib
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 
 from jaxplastic import frontends
+from jaxplastic import surgery
 from jaxplastic.models import GRNN, ResNet18, build_model
-from jaxplastic.models.resnet import BasicBlock
+from jaxplastic.models.grnn import GRULayer
+from jaxplastic.models.resnet import BasicBlock, max_pool
 
 # Tiny front-end: 4,000 samples -> 1 + 4000 // 128 = 32 STFT frames.
 TINY_AUDIO = dict(n_fft=256, hop_length=128)
@@ -52,28 +55,34 @@ def _randomize(tree, seed=1, scale=0.3):
 
 
 def resnet_param_count(stage_widths, blocks_per_stage=(2, 2, 2, 2), stem_width=64,
-                       block_widths=None, num_classes=2, in_channels=1):
+                       block_widths=None, num_classes=2, in_channels=1, branch_widths=None):
   """Trainable parameters of ResNet18 (the 'params' collection; BN statistics excluded).
 
   stem: 7x7 conv without bias, in_channels -> s (49 * in_channels * s), BN scale+bias (2s).
   block with input c_in, inner width m, output c (BasicBlock, convs without bias):
     conv1 3x3 c_in -> m: 9 c_in m;  bn1: 2m;  conv2 3x3 m -> c: 9 m c;  bn2: 2c;
     strided blocks (first block of stages 2..) add a 1x1 projection c_in -> c and its BN:
-    c_in c + 2c.  c_in is the previous stage width for a stage's first block, else c.
+    c_in c + 2c.  c_in is the previous stage's output width for a stage's first block, else c.
+  branch of width b beside a stage with input c_in: a projected block c_in -> b -> b,
+    9 c_in b + 2b + 9 b b + 2b + c_in b + 2b; the stage's output width becomes c + b.
   head: Dense c_last -> num_classes with bias: c_last * num_classes + num_classes.
   """
   if block_widths is None:
     block_widths = [w for w, n in zip(stage_widths, blocks_per_stage) for _ in range(n)]
+  branch_widths = branch_widths or (0,) * len(stage_widths)
   inner = iter(block_widths)
   total = 49 * in_channels * stem_width + 2 * stem_width
   c_in = stem_width
-  for i, (c, n) in enumerate(zip(stage_widths, blocks_per_stage)):
+  for i, (c, n, b) in enumerate(zip(stage_widths, blocks_per_stage, branch_widths)):
+    if b:
+      total += 9 * c_in * b + 9 * b * b + c_in * b + 6 * b
     for j in range(n):
       m = next(inner)
       total += 9 * c_in * m + 2 * m + 9 * m * c + 2 * c
       if i > 0 and j == 0:
         total += c_in * c + 2 * c
       c_in = c
+    c_in = c + b
   return total + c_in * num_classes + num_classes
 
 
@@ -107,6 +116,8 @@ def test_param_count_formula_matches_known_totals():
     {},
     {"stage_widths": (64, 256, 512, 512), "block_widths": (64, 64, 128, 256, 512, 256, 512, 512),
      "stem_width": 32},
+    {"branch_widths": (0, 128, 256, 0)},
+    {"branch_widths": (8, 0, 16, 24), "stage_widths": (64, 256, 512, 512)},
 ])
 def test_resnet_param_count_at_authors_shapes(fields):
   model = ResNet18(**fields)
@@ -114,10 +125,97 @@ def test_resnet_param_count_at_authors_shapes(fields):
                              jnp.zeros((2, 64000), jnp.float32))
   expected = resnet_param_count(
       fields.get("stage_widths", (64, 128, 256, 512)), stem_width=fields.get("stem_width", 64),
-      block_widths=fields.get("block_widths"))
+      block_widths=fields.get("block_widths"), branch_widths=fields.get("branch_widths"))
   assert _count(variables["params"]) == expected
   if not fields:
     assert expected == 11_171_266
+  if fields == {"branch_widths": (0, 128, 256, 0)}:
+    assert expected == 14_286_530
+
+
+def _resnet_shapes(**fields):
+  return surgery.abstract_variables(ResNet18(**fields), (2, 64000))
+
+
+def test_resnet_authors_branches_are_added_and_next_stages_grow_their_inputs():
+  """The authors' dropin: parallel blocks beside stages 2 and 3 (64 -> 128 and 256 -> 256, both
+  stride 2), concatenated after the stage outputs; the plan adds exactly the branches and grows
+  exactly the input-channel axis of stage 3/4's first block (conv1, shortcut)."""
+  baseline, branched = _resnet_shapes(), _resnet_shapes(branch_widths=(0, 128, 256, 0))
+  plan = surgery.make_plan(baseline, branched)
+  params = {p: s for p, s in plan.big.items() if p.startswith("params/")}
+  branch_count = lambda i: sum(int(np.prod(s)) for p, s in params.items()  # noqa: E731
+                               if p.startswith(f"params/branch{i}/"))
+  assert branch_count(2) == 230_144 and branch_count(3) == 1_246_720
+  assert params["params/branch2/conv1/kernel"] == (3, 3, 64, 128)
+  assert params["params/branch2/shortcut_conv/kernel"] == (1, 1, 64, 128)
+  assert params["params/branch3/conv1/kernel"] == (3, 3, 256, 256)
+  assert set(plan.added) == {p for p in plan.big if p.split("/")[1] in ("branch2", "branch3")}
+  assert {p.split("/")[0] for p in plan.added} == {"params", "batch_stats"}
+  expected_grown = {f"params/stage{i}/block1/{conv}/kernel" for i in (3, 4)
+                    for conv in ("conv1", "shortcut_conv")}
+  assert set(plan.grown) == expected_grown
+  assert all(axes == (2,) for axes in plan.grown.values())  # HWIO: the input-channel axis
+  grown = sum(int(np.prod(plan.big[p])) - int(np.prod(plan.small[p])) for p in plan.grown)
+  assert grown == 1_638_400
+  assert surgery.count(branched["params"]) == 14_286_530 == (
+      11_171_266 + branch_count(2) + branch_count(3) + grown)
+  # Widening stays the generic alternative: stage widths grow in place, nothing is added.
+  widened = surgery.make_plan(baseline, _resnet_shapes(stage_widths=(64, 256, 512, 512)))
+  assert not widened.added and "params/stage2/block1/conv1/kernel" in widened.grown
+
+
+def test_resnet_branches_keep_the_original_channels_leading(rng):
+  """Growing a trained baseline into the branched model with the new input slices zeroed keeps
+  its logits exactly: only possible if the branch channels come after the originals."""
+  feats = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 32, 1)), jnp.float32)
+  small = ResNet18(**TINY_RESNET)
+  big = ResNet18(**TINY_RESNET, branch_widths=(2, 3, 4, 0))
+  init = lambda m, seed: surgery._to_dict(m.init(  # noqa: E731
+      jax.random.PRNGKey(seed), feats, train=False, method=ResNet18.from_features))
+  v_small = init(small, 0)
+  v_small["params"] = _randomize(v_small["params"], seed=2, scale=0.4)
+  fresh = init(big, 1)
+  plan = surgery.make_plan(v_small, fresh)
+  apply = lambda m, v: m.apply(v, feats, train=False, method=ResNet18.from_features)[0]  # noqa
+  y_small = apply(small, v_small)
+  preserved = apply(big, surgery.grow(v_small, fresh, plan, init="function_preserving"))
+  np.testing.assert_allclose(preserved, y_small, atol=1e-5)
+  # The authors' random new slices read the branches, so the function changes.
+  assert np.abs(apply(big, surgery.grow(v_small, fresh, plan)) - y_small).max() > 1e-3
+
+
+@pytest.mark.parametrize("weight_init", ["torchvision", "pytorch"])
+def test_resnet_weight_init(rng, weight_init):
+  model = ResNet18(**{**TINY_RESNET, "stage_widths": (8, 16, 32, 64)}, weight_init=weight_init)
+  params = model.init(rng, jnp.zeros((1, 16, 32, 1)), train=False,
+                      method=ResNet18.from_features)["params"]
+  kernel = np.asarray(params["stage4"]["block1"]["conv1"]["kernel"])  # 3x3, 32 -> 64
+  bias = np.asarray(params["head"]["bias"])
+  if weight_init == "torchvision":  # kaiming_normal_(fan_out, relu): std sqrt(2 / (9 * 64))
+    assert abs(kernel.std() / np.sqrt(2.0 / (9 * 64)) - 1.0) < 0.05
+    assert np.abs(kernel).max() > 2.5 * kernel.std()  # normal tails
+    np.testing.assert_array_equal(bias, 0.0)
+  else:  # nn.Conv2d default: U(+-1/sqrt(9 * 32)), std bound / sqrt(3); nn.Linear bias likewise
+    bound = 1.0 / np.sqrt(9 * 32)
+    assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.99 * bound
+    assert abs(kernel.std() / (bound / np.sqrt(3.0)) - 1.0) < 0.05
+    assert np.all(np.abs(bias) <= 1.0 / np.sqrt(64)) and np.all(bias != 0.0)
+  with pytest.raises(ValueError, match="weight_init"):
+    ResNet18(weight_init="xavier").inner_widths()
+  with pytest.raises(ValueError, match="branch_widths"):
+    ResNet18(branch_widths=(0, 128, 256)).inner_widths()
+
+
+def test_resnet_mel_fields_select_the_filterbank():
+  audio = _audio(batch=2)
+  htk = ResNet18(**TINY_RESNET, mel_htk=True, mel_norm=None)
+  ours = np.asarray(htk.apply({}, jnp.asarray(audio), method=ResNet18.frontend))
+  ref = np.asarray(frontends.log_mel(audio, n_mels=16, num_frames=32, htk=True, mel_norm=None,
+                                     **TINY_AUDIO))
+  np.testing.assert_array_equal(ours[..., 0], ref)
+  slaney = ResNet18(**TINY_RESNET).apply({}, jnp.asarray(audio), method=ResNet18.frontend)
+  assert np.abs(np.asarray(slaney) - ours).max() > 0.1
 
 
 @pytest.mark.parametrize("hidden_sizes", [(64, 64, 32, 32), (64, 128, 32, 32)])
@@ -188,6 +286,47 @@ def test_resnet_block_widths_validated():
     ResNet18(block_widths=(1, 2, 3)).inner_widths()
 
 
+MAX_POOL = dict(window=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_matches_xla_and_torch_including_ties(ties):
+  """Forward and gradient equal nn.max_pool's (XLA select_and_scatter) and torch's MaxPool2d;
+  with ties (integer-valued inputs) each window's gradient goes to its first maximum."""
+  torch = pytest.importorskip("torch")
+  rs = np.random.default_rng(0)
+  x = rs.normal(0, 1.5, (2, 9, 12, 3)).astype(np.float32)  # odd H: the last window is cut
+  if ties:
+    x = np.round(x)
+  g = rs.normal(size=(2, 5, 6, 3)).astype(np.float32)
+
+  @jax.jit
+  def both(x, g):
+    ours = jax.vjp(lambda v: max_pool(v, **MAX_POOL), x)
+    xla = jax.vjp(lambda v: nn.max_pool(v, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))), x)
+    return ours[0], xla[0], ours[1](g)[0], xla[1](g)[0]
+
+  y, y_xla, dx, dx_xla = both(x, g)
+  np.testing.assert_array_equal(y, y_xla)
+  np.testing.assert_allclose(dx, dx_xla, atol=1e-6)
+  xt = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_()
+  torch.nn.functional.max_pool2d(xt, 3, 2, 1).backward(torch.tensor(g).permute(0, 3, 1, 2))
+  np.testing.assert_allclose(dx, xt.grad.permute(0, 2, 3, 1).numpy(), atol=1e-6)
+  # Every window routes its whole gradient to exactly one input.
+  np.testing.assert_allclose(float(jnp.sum(dx)), float(np.sum(g)), rtol=1e-5)
+
+
+def test_max_pool_tie_goes_to_the_first_maximum_in_row_major_order():
+  """A constant 4 x 4 image: all taps of every window tie (padding is -inf), so output (i, j)'s
+  gradient lands on its window's first real tap, input (i, j)... and nowhere else."""
+  g = jnp.arange(1.0, 5.0).reshape(1, 2, 2, 1)
+  dx = jax.jit(lambda x, g: jax.vjp(lambda v: max_pool(v, **MAX_POOL), x)[1](g)[0])(
+      jnp.zeros((1, 4, 4, 1)), g)
+  expected = np.zeros((1, 4, 4, 1), np.float32)
+  expected[0, :2, :2, 0] = [[1.0, 2.0], [3.0, 4.0]]
+  np.testing.assert_array_equal(dx, expected)
+
+
 def test_widened_unstrided_block_keeps_old_channels(rng):
   """Identity shortcut zero-pads: a widened unstrided block embeds the old one exactly."""
   h = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 6, 4)), jnp.float32)
@@ -209,8 +348,8 @@ def test_widened_unstrided_block_keeps_old_channels(rng):
 # GRNN numerics.
 
 
-def _numpy_gru_layer(x, p):
-  """Plain step loop of PyTorch's GRU equations, float64."""
+def _numpy_gru_layer(x, p, cell="pytorch"):
+  """Plain step loop of PyTorch's or the authors' GRU equations, float64."""
   g = {k: (np.asarray(v["kernel"], np.float64), np.asarray(v["bias"], np.float64))
        for k, v in p.items()}
   sig = lambda a: 1.0 / (1.0 + np.exp(-a))
@@ -221,21 +360,26 @@ def _numpy_gru_layer(x, p):
     lin = lambda side, gate, v: v @ g[f"{side}_{gate}"][0] + g[f"{side}_{gate}"][1]
     r = sig(lin("input", "r", xt) + lin("hidden", "r", h))
     z = sig(lin("input", "z", xt) + lin("hidden", "z", h))
-    n = np.tanh(lin("input", "n", xt) + r * lin("hidden", "n", h))
-    h = (1.0 - z) * n + z * h
+    if cell == "pytorch":
+      n = np.tanh(lin("input", "n", xt) + r * lin("hidden", "n", h))
+      h = (1.0 - z) * n + z * h
+    else:  # reset before the hidden matrix; z gates the new state
+      n = np.tanh(lin("input", "n", xt) + lin("hidden", "n", r * h))
+      h = (1.0 - z) * h + z * n
     out.append(h)
   return np.stack(out, axis=1)
 
 
-@pytest.mark.parametrize("unroll", [1, 4])
-def test_grnn_scan_matches_step_loop(rng, unroll):
+@pytest.mark.parametrize("unroll, cell", [(1, "pytorch"), (4, "pytorch"), (1, "authors"),
+                                          (4, "authors")])
+def test_grnn_scan_matches_step_loop(rng, unroll, cell):
   feats = np.random.default_rng(0).normal(size=(3, 11, 7)).astype(np.float32)
-  model = GRNN(**TINY_GRNN, unroll=unroll)
+  model = GRNN(**TINY_GRNN, unroll=unroll, cell=cell)
   params = _randomize(model.init(rng, feats, train=False, method=GRNN.from_features))
   logits, final = model.apply(params, feats, train=False, method=GRNN.from_features)
   x = feats.astype(np.float64)
   for k in range(4):
-    x = _numpy_gru_layer(x, params["params"][f"gru{k + 1}"])
+    x = _numpy_gru_layer(x, params["params"][f"gru{k + 1}"], cell)
   head = params["params"]["head"]
   expected = x[:, -1] @ np.asarray(head["kernel"], np.float64) + np.asarray(head["bias"])
   np.testing.assert_allclose(final, x[:, -1], atol=1e-5)
@@ -255,10 +399,60 @@ def test_grnn_matches_torch_gru():
     with torch.no_grad():
       theirs = net(torch.tensor(feats)).numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+  # The authors' cell against its nn.Linear-per-gate torch loop; it is a different function.
+  authors = GRNN(**TINY_GRNN, cell="authors")
+  ours_authors = np.asarray(authors.apply(params, audio, train=False))
+  net = ref.load_grnn_from_flax(ref.TorchLoopGRNN(2, TINY_GRNN["hidden_sizes"], 7, cell="authors"),
+                                params["params"])
+  with torch.no_grad():
+    np.testing.assert_allclose(ours_authors, net(torch.tensor(feats)).numpy(), atol=1e-5)
+  assert np.abs(ours_authors - ours).max() > 1e-3
   # The torch.stft front-end used in the benchmark computes the same features.
   lc = ref.TorchLinearCepstrum(**TINY_AUDIO, num_coeffs=7)
   with torch.no_grad():
     np.testing.assert_allclose(lc(torch.tensor(audio)).numpy(), feats, atol=2e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["pytorch", "authors"])
+def test_gru_old_units_never_read_new_ones_when_recurrent_block_is_zero(cell):
+  """With the [new rows, old columns] block of every SURGERY_RECURRENT kernel at zero, old units'
+  states do not depend on anything about the new units; with the block nonzero they do."""
+  old, new, fan_in = 5, 3, 4
+  layer = GRULayer(fan_in, old + new, cell=cell)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(9, 2, fan_in)), jnp.float32)
+  params = surgery.flatten(_randomize(layer.init(jax.random.PRNGKey(0), x)["params"], scale=0.6))
+  # The regexes name exactly the three hidden kernels of each GRNN layer.
+  grnn_paths = surgery.flatten(jax.eval_shape(functools.partial(
+      GRNN(**TINY_GRNN).init, train=False, method=GRNN.from_features), jax.random.PRNGKey(0),
+      jnp.zeros((2, 10, 7))))
+  recurrent = surgery.match_patterns(grnn_paths, GRNN.SURGERY_RECURRENT, "recurrent")
+  assert recurrent == {f"params/gru{k}/hidden_{g}/kernel" for k in range(1, 5) for g in "rzn"}
+
+  def perturb(p, seed):
+    """New values for every entry that belongs to a new unit, except the isolation block."""
+    rs, out = np.random.default_rng(seed), {}
+    for path, v in p.items():
+      v = np.array(v)
+      noise = rs.normal(0, 0.6, v.shape).astype(np.float32)
+      region = np.zeros(v.shape, bool)
+      region[..., old:] = True  # new output units: every gate's new columns and biases
+      if path.startswith("hidden_") and path.endswith("kernel"):
+        region[old:, :old] = False  # the isolation block stays as it is
+      out[path] = np.where(region, noise, v)
+    return out
+
+  def states(p):
+    return np.asarray(layer.apply({"params": surgery.unflatten(p)}, x))
+
+  isolated = {k: (np.asarray(v) * (1 - np.pad(np.ones((new, old)), ((old, 0), (0, new))))
+                  if k.startswith("hidden_") and k.endswith("kernel") else np.asarray(v))
+              for k, v in params.items()}
+  assert all(np.all(isolated[f"hidden_{g}/kernel"][old:, :old] == 0) for g in "rzn")
+  base = states(isolated)
+  np.testing.assert_array_equal(states(perturb(isolated, 11))[..., :old], base[..., :old])
+  assert np.abs(states(perturb(isolated, 11))[..., old:] - base[..., old:]).max() > 1e-2
+  # Without isolation, old units read the new ones.
+  assert np.abs(states(perturb(params, 11))[..., :old] - states(params)[..., :old]).max() > 1e-3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,26 +471,33 @@ def _tiny_resnet_and_torch(rng, feats, **fields):
   variables["batch_stats"] = jax.tree_util.tree_map(
       lambda s: jnp.asarray(rs.uniform(0.5, 1.5, s.shape), jnp.float32), variables["batch_stats"])
   net = ref.TorchResNet18(2, cfg["stage_widths"], cfg.get("block_widths"), (2, 2, 2, 2),
-                          cfg["stem_width"])
+                          cfg["stem_width"], branch_widths=cfg.get("branch_widths"))
   return torch, ref, model, variables, ref.load_resnet_from_flax(net, variables)
 
 
-def test_resnet_matches_torch_eval(rng):
+@pytest.mark.parametrize("branch_widths", [None, (2, 3, 4, 5)])
+def test_resnet_matches_torch_eval(rng, branch_widths):
+  """Also with a parallel branch beside every stage: stride, projection and concat order."""
   feats = np.random.default_rng(0).normal(size=(2, 16, 32, 1)).astype(np.float32)
+  extra = {"branch_widths": branch_widths} if branch_widths else {}
   torch, _, model, variables, net = _tiny_resnet_and_torch(
-      rng, feats, block_widths=(3, 4, 5, 8, 6, 8, 7, 16))
-  logits, _, _ = model.apply(variables, feats, train=False, method=ResNet18.from_features)
+      rng, feats, block_widths=(3, 4, 5, 8, 6, 8, 7, 16), **extra)
+  logits, pooled, _ = model.apply(variables, feats, train=False, method=ResNet18.from_features)
+  assert pooled.shape == (2, 16 + (branch_widths or (0,))[-1])
   net.eval()
   with torch.no_grad():
     theirs = net(torch.tensor(feats).permute(0, 3, 1, 2)).numpy()
   np.testing.assert_allclose(logits, theirs, atol=1e-4)
 
 
-def test_resnet_matches_torch_from_audio(rng):
+@pytest.mark.parametrize("mel", [{}, {"mel_htk": True, "mel_norm": None}])
+def test_resnet_matches_torch_from_audio(rng, mel):
   audio = _audio(batch=2)
-  mel = np.asarray(frontends.log_mel(audio, n_mels=16, num_frames=32, **TINY_AUDIO))[..., None]
-  torch, ref, model, variables, net = _tiny_resnet_and_torch(rng, mel)
-  net.frontend = ref.TorchLogMel(n_mels=16, num_frames=32, **TINY_AUDIO)
+  htk, norm = mel.get("mel_htk", False), mel.get("mel_norm", "slaney")
+  feats = np.asarray(frontends.log_mel(audio, n_mels=16, num_frames=32, htk=htk, mel_norm=norm,
+                                       **TINY_AUDIO))[..., None]
+  torch, ref, model, variables, net = _tiny_resnet_and_torch(rng, feats, **mel)
+  net.frontend = ref.TorchLogMel(n_mels=16, num_frames=32, htk=htk, mel_norm=norm, **TINY_AUDIO)
   net.eval()
   with torch.no_grad():
     theirs = net(torch.tensor(audio)).numpy()

@@ -1,5 +1,6 @@
 """Wav2Vec2Classifier vs transformers' Wav2Vec2Model, HF checkpoint import/export, width fields."""
 import json
+import logging
 
 import jax
 import jax.numpy as jnp
@@ -110,6 +111,34 @@ def test_matches_transformers(saved):
   diff = _max_diff(_ours(fields, params, saved["audio"]), saved["ref"])
   print(f"[{saved['layout']}] max |ours - transformers| over all hidden states: {diff:.3e}")
   assert diff <= TOL
+  # transformers' default SpecAugment settings come along, with the learned mask embedding.
+  assert (fields["mask_time_prob"], fields["mask_time_length"],
+          fields["mask_time_min_masks"]) == (0.05, 10, 2)
+  np.testing.assert_array_equal(np.asarray(params["masked_spec_embed"]),
+                                saved["model"].masked_spec_embed.detach().numpy())
+
+
+def test_given_time_mask_matches_transformers(saved):
+  """The same boolean time mask through transformers' `mask_time_indices` and ours."""
+  import torch
+  fields, params = load_hf_wav2vec2(saved["path"])
+  frames = saved["ref"]["last_hidden_state"].shape[1]
+  mask = np.zeros((2, frames), bool)
+  mask[0, 1:4] = mask[1, 0:2] = mask[1, frames - 3:] = True
+  with torch.no_grad():
+    out = saved["model"](torch.from_numpy(saved["audio"]),
+                         mask_time_indices=torch.from_numpy(mask),
+                         output_hidden_states=True)
+  ref = {
+      "extract_features": out.extract_features.numpy(),
+      "hidden_states": [h.numpy() for h in out.hidden_states],
+      "last_hidden_state": out.last_hidden_state.numpy()
+  }
+  model = Wav2Vec2Classifier(**fields)
+  ours = model.apply({"params": params}, jnp.asarray(saved["audio"]), train=False,
+                     mask_time_indices=jnp.asarray(mask), method=Wav2Vec2Classifier.encode)
+  assert _max_diff(jax.tree_util.tree_map(np.asarray, ours), ref) <= TOL
+  assert np.abs(ref["last_hidden_state"] - saved["ref"]["last_hidden_state"]).max() > 1e-2
 
 
 def test_final_norm_only_in_stable_layout(saved):
@@ -148,17 +177,17 @@ def test_task_model_checkpoints(cls_name, tmp_path):
   assert params["head"]["dense2"]["kernel"].shape == (256, 3)
 
 
-def test_export_roundtrip(saved, tmp_path):
+def test_export_roundtrip(saved, tmp_path, caplog):
   transformers = pytest.importorskip("transformers")
   fields, params = load_hf_wav2vec2(saved["path"])
   save_hf_wav2vec2(tmp_path, fields, params)
   reloaded, info = transformers.Wav2Vec2Model.from_pretrained(str(tmp_path),
                                                               output_loading_info=True)
-  # The SpecAugment embedding is training-only and has no counterpart in our params.
-  assert set(info["missing_keys"]) == {"masked_spec_embed"}
-  assert not info["unexpected_keys"] and not info["mismatched_keys"]
+  assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
   ref = _hf_outputs(reloaded.eval(), saved["audio"])
   assert _max_diff(jax.tree_util.tree_map(np.asarray, saved["ref"]), ref) == 0.0
+  np.testing.assert_array_equal(reloaded.masked_spec_embed.detach().numpy(),
+                                np.asarray(params["masked_spec_embed"]))
   # Import -> export -> import is bit-exact.
   fields2, params2 = load_hf_wav2vec2(tmp_path)
   assert fields2 == fields
@@ -172,11 +201,25 @@ def test_export_roundtrip(saved, tmp_path):
     save_hf_wav2vec2(tmp_path / "bad", fields, extra)
   with pytest.raises(CheckpointError, match="ffn/intermediate/kernel"):
     save_hf_wav2vec2(tmp_path / "bad", {**fields, "ffn_dims": (48, 48)}, params)
-  # With SpecAugment off in the exported config, nothing is missing at all.
-  save_hf_wav2vec2(tmp_path / "nomask", fields, params, mask_time_prob=0.0)
-  _, info = transformers.Wav2Vec2Model.from_pretrained(str(tmp_path / "nomask"),
-                                                       output_loading_info=True)
-  assert not info["missing_keys"]
+  # A model without masking exports no embedding and a config without masking; transformers then
+  # expects none. The checkpoint's embedding is ignored (and listed) when our model has none.
+  nomask = {**fields, "mask_time_prob": 0.0}
+  plain = {k: v for k, v in params.items() if k != "masked_spec_embed"}
+  with pytest.raises(CheckpointError, match="not exportable: \\['masked_spec_embed'\\]"):
+    save_hf_wav2vec2(tmp_path / "bad", nomask, params)
+  save_hf_wav2vec2(tmp_path / "nomask", nomask, plain)
+  reloaded, info = transformers.Wav2Vec2Model.from_pretrained(str(tmp_path / "nomask"),
+                                                              output_loading_info=True)
+  assert not info["missing_keys"] and not info["unexpected_keys"]
+  assert not hasattr(reloaded, "masked_spec_embed")
+  with caplog.at_level(logging.INFO):
+    _, loaded = load_hf_wav2vec2(tmp_path, mask_time_prob=0.0)
+  assert "masked_spec_embed" not in loaded and "masked_spec_embed" in caplog.text
+  # A model that masks, from a checkpoint without the embedding: fresh U[0, 1) values, as HF.
+  with caplog.at_level(logging.WARNING):
+    nf, fresh = load_hf_wav2vec2(tmp_path / "nomask", mask_time_prob=0.05)
+  assert "masked_spec_embed" in caplog.text and fresh["masked_spec_embed"].shape == (32,)
+  assert 0.0 <= float(fresh["masked_spec_embed"].min()) < float(fresh["masked_spec_embed"].max()) < 1
 
 
 def _write(tmp_path, tensors, config_text):
@@ -283,7 +326,7 @@ def test_explicit_param_paths():
         "feature_projection/dense/kernel", "feature_projection/dense/bias",
         "encoder/pos_conv/weight_v", "encoder/pos_conv/weight_g", "encoder/pos_conv/bias",
         "encoder/layer_norm/scale", "encoder/layer_norm/bias", "head/dense1/kernel",
-        "head/dense1/bias", "head/dense2/kernel", "head/dense2/bias"
+        "head/dense1/bias", "head/dense2/kernel", "head/dense2/bias", "masked_spec_embed"
     }
     if norm == "layer":
       expected |= {f"feature_encoder/norm{i}/{p}" for i in (1, 2) for p in ("scale", "bias")}
@@ -336,7 +379,8 @@ def test_freeze_feature_encoder_and_remat_gradients():
                         attention_dropout=0.0,
                         activation_dropout=0.0,
                         head_dropout=0.0,
-                        layerdrop=0.0)
+                        layerdrop=0.0,
+                        mask_time_prob=0.0)
   _, params, audio = _init(fields)
 
   def grads(**kw):
@@ -366,3 +410,92 @@ def test_bfloat16_compute_keeps_float32_params():
   out = np.asarray(bf16.apply({"params": params}, audio, train=False))
   assert out.dtype == np.float32
   assert np.abs(out - ref).max() < 0.05 * max(1.0, np.abs(ref).max())
+
+
+# ------------------------------------------------------------------------------------------------
+# SpecAugment time masking.
+
+
+def _runs(row):
+  """Lengths of the maximal runs of True in a boolean vector."""
+  edges = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
+  return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+@pytest.mark.parametrize("length, prob, span, min_masks", [(50, 0.05, 10, 2), (60, 0.5, 5, 2),
+                                                           (30, 0.9, 10, 0)])
+def test_sampled_time_masks_match_transformers_statistics(length, prob, span, min_masks):
+  """Our jitted sampler and transformers' numpy `_compute_mask_indices` over 4,000 rows each:
+  same masked fraction, same spread of masked frames per row, same per-frame masking rate."""
+  hf = pytest.importorskip("transformers.models.wav2vec2.modeling_wav2vec2")
+  from jaxplastic.models.spec_augment import compute_mask_indices
+  calls, batch = 500, 8
+  sample = jax.jit(jax.vmap(lambda k: compute_mask_indices(k, (batch, length), prob, span,
+                                                           min_masks)))
+  ours = np.asarray(sample(jax.random.split(jax.random.PRNGKey(0), calls))).reshape(-1, length)
+  np.random.seed(0)
+  theirs = np.concatenate([
+      hf._compute_mask_indices((batch, length), prob, span, min_masks=min_masks)
+      for _ in range(calls)
+  ])
+  counts = lambda m: m.sum(axis=1)  # noqa: E731
+  assert abs(counts(ours).mean() - counts(theirs).mean()) < 0.02 * length
+  assert abs(counts(ours).std() - counts(theirs).std()) < 0.02 * length
+  assert np.abs(ours.mean(axis=0) - theirs.mean(axis=0)).max() < 0.05
+  # Spans are mask_time_length frames (overlapping ones merge into longer runs).
+  assert min(r for row in ours for r in _runs(row)) == span
+
+
+def test_time_masking_only_in_training():
+  fields = _tiny_fields(mask_time_prob=0.3, mask_time_length=3, mask_time_min_masks=1)
+  model, params, audio = _init(fields)
+  assert params["masked_spec_embed"].shape == (32,)
+  x = jax.random.normal(jax.random.PRNGKey(5), (4, 40, 32))
+  mask_fn = lambda train, seed: np.asarray(model.apply(  # noqa: E731
+      {"params": params}, x, train, rngs={"dropout": jax.random.PRNGKey(seed)},
+      method=Wav2Vec2Classifier.mask_time))
+  np.testing.assert_array_equal(mask_fn(False, 0), np.asarray(x))  # eval never masks
+  masked = mask_fn(True, 0)
+  is_embed = np.all(masked == np.asarray(params["masked_spec_embed"]), axis=-1)
+  np.testing.assert_array_equal(masked[~is_embed], np.asarray(x)[~is_embed])
+  assert 0.1 < is_embed.mean() < 0.6  # 3 or 4 spans of 3 of 40 frames per row
+  assert all(r >= 3 for row in is_embed for r in _runs(row))
+  assert np.any(mask_fn(True, 1) != masked)  # fresh spans per dropout key
+  # Eval-mode logits equal those of the same model without masking.
+  plain = Wav2Vec2Classifier(**{**fields, "mask_time_prob": 0.0})
+  without = {k: v for k, v in params.items() if k != "masked_spec_embed"}
+  np.testing.assert_array_equal(
+      np.asarray(model.apply({"params": params}, audio, train=False)),
+      np.asarray(plain.apply({"params": without}, audio, train=False)))
+  with pytest.raises(Wav2Vec2ConfigError, match="mask_time_prob > 0"):
+    plain.apply({"params": without}, audio, train=False,
+                mask_time_indices=jnp.zeros((2, 10), bool))
+
+
+@pytest.mark.parametrize("kernel, padding", [(20, (10, 10)), (7, (2, 5))])
+def test_grouped_conv1d_gradients_match_plain_convolution(kernel, padding):
+  """The positional conv's written-out kernel gradient (tap chunks of _TAPS_PER_CHUNK; 20 taps
+  make a full and a partial chunk) equals jax.grad of lax.conv_general_dilated."""
+  from jaxplastic.models import wav2vec2_layers as layers
+  assert layers._TAPS_PER_CHUNK < 20 < 2 * layers._TAPS_PER_CHUNK
+  rs = np.random.RandomState(0)
+  groups, width = 3, 12
+  x = jnp.asarray(rs.randn(2, 17, width), jnp.float32)
+  w = jnp.asarray(rs.randn(kernel, width // groups, width) * 0.3, jnp.float32)
+  out_len = 17 + sum(padding) - kernel + 1
+  cotangent = jnp.asarray(rs.randn(2, out_len, width), jnp.float32)
+
+  @jax.jit
+  def both(x, w):
+    plain = lambda x, w: jax.lax.conv_general_dilated(
+        x, w, (1,), [padding], dimension_numbers=("NWC", "WIO", "NWC"),
+        feature_group_count=groups)
+    ours = lambda x, w: layers.grouped_conv1d(x, w, padding, groups)
+    return [(f(x, w), jax.vjp(f, x, w)[1](cotangent)) for f in (ours, plain)]
+
+  (y, grads), (y_plain, grads_plain) = both(x, w)
+  assert y.shape == (2, out_len, width)
+  np.testing.assert_allclose(y, y_plain, atol=1e-5)
+  for a, e in zip(grads, grads_plain):
+    assert a.shape == e.shape
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-4)

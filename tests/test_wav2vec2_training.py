@@ -2,6 +2,7 @@
 grow stage, pretrained initialisation from a Hugging Face checkpoint, the wav2vec configs, and an
 end-to-end run."""
 
+import copy
 import importlib
 import os
 import subprocess
@@ -22,7 +23,8 @@ from jaxplastic import experiment
 from jaxplastic import hf_checkpoint
 from jaxplastic import surgery
 from jaxplastic import train as train_lib
-from jaxplastic.models.wav2vec2 import Wav2Vec2Classifier, Wav2Vec2ConfigError, merge_lora
+from jaxplastic.models.wav2vec2 import (Wav2Vec2Classifier, Wav2Vec2ConfigError, from_hf_config,
+                                        merge_lora, to_hf_config)
 
 try:
   from tests import fixtures_data as fx
@@ -150,6 +152,126 @@ def test_dropin_adamw_keeps_original_entries_bit_identical():
 
 
 # --------------------------------------------------------------------------------------------------
+# The authors' layouts: a parallel layer with a merge projector (base dropin), a wider layer between
+# projectors (small-model plasticity).
+
+
+def _layer_params(hidden, heads, head_dim, ffn):
+  """One encoder layer: q, k, v [H, h, d] + bias [h, d]; out [h, d, H] + bias H; FFN H -> F -> H
+  with biases; two LayerNorms (scale + bias)."""
+  inner = heads * head_dim
+  return 3 * (hidden * inner + inner) + inner * hidden + hidden + 2 * hidden * ffn + ffn + hidden \
+      + 4 * hidden
+
+
+def _plan_between(small_fields, big_fields):
+  shapes = lambda f: {"params": hf_checkpoint.abstract_params(f)}  # noqa: E731
+  return surgery.make_plan(shapes(small_fields), shapes(big_fields))
+
+
+def _numel(plan, paths):
+  return sum(int(np.prod(plan.big[p])) for p in paths)
+
+
+def test_parallel_layer_at_wav2vec2_base_widths_adds_8268288_parameters():
+  base_f = from_hf_config({}, mask_time_prob=0.05)
+  plan = _plan_between(base_f, dict(base_f, parallel_layers=(0,) * 5 + (1,) + (0,) * 6))
+  assert not plan.grown
+  parallel = [p for p in plan.added if p.startswith("params/encoder/parallel5/")]
+  merge = [p for p in plan.added if p.startswith("params/encoder/merge5/")]
+  assert sorted(plan.added) == sorted(parallel + merge)
+  assert _numel(plan, parallel) == _layer_params(768, 12, 64, 3072) == 7_087_872
+  assert plan.big["params/encoder/merge5/kernel"] == (1536, 768)
+  assert _numel(plan, merge) == 1_180_416
+  assert _numel(plan, plan.added) == 8_268_288
+  # Dropin: exactly the parallel layer, its merge and the head train.
+  part = surgery.Partition.new_slices(plan, train_patterns=("head/.*",))
+  head = {p for p in plan.big if p.startswith("params/head/")}
+  assert set(part.whole_trainable) == {p[len("params/"):] for p in set(plan.added) | head}
+  assert not part.layout
+
+
+def test_parallel_layer_reads_the_layer_input_and_merges_layer_then_parallel():
+  f = tiny_fields(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+  small, v_small = _init(f)
+  big, fresh = _init(dict(f, parallel_layers=(0, 1)), 1)
+  plan = surgery.make_plan(v_small, fresh)
+  v_big = surgery.grow(v_small, fresh, plan)
+  enc = v_big["params"]["encoder"]
+  assert set(enc) - set(v_small["params"]["encoder"]) == {"parallel1", "merge1"}
+  assert not _lora_leaves(enc["parallel1"])
+  x = _audio()
+  eye, zero = np.eye(16, dtype=np.float32), np.zeros((16, 16), np.float32)
+
+  def with_merge(top, bottom):
+    params = jax.tree_util.tree_map(lambda a: a, v_big["params"])
+    params["encoder"]["merge1"] = {"kernel": jnp.asarray(np.concatenate([top, bottom])),
+                                   "bias": jnp.zeros(16)}
+    return _logits(big, {"params": params}, x)
+
+  # merge = [I; 0] keeps layer 1's output: the baseline's function.
+  np.testing.assert_allclose(with_merge(eye, zero), _logits(small, v_small, x), atol=1e-5)
+  # merge = [0; I] keeps the parallel layer's: the baseline with layer 1's weights swapped for it.
+  swapped = jax.tree_util.tree_map(lambda a: a, v_small["params"])
+  swapped["encoder"]["layer1"] = enc["parallel1"]
+  np.testing.assert_allclose(with_merge(zero, eye), _logits(small, {"params": swapped}, x),
+                             atol=1e-5)
+  # LayerDrop skips a layer together with its parallel layer and merge.
+  drop = Wav2Vec2Classifier(**dict(f, parallel_layers=(0, 1), layerdrop=1.0))
+  hidden = drop.apply(v_big, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)},
+                      method=Wav2Vec2Classifier.encode)["hidden_states"]
+  np.testing.assert_array_equal(np.asarray(hidden[2]), np.asarray(hidden[0]))
+  # LoRA stays on the original layers only, and merges as before.
+  fields, merged = merge_lora(dict(f, parallel_layers=(0, 1), lora_rank=2),
+                              _init(dict(f, parallel_layers=(0, 1), lora_rank=2))[1]["params"])
+  assert fields["lora_rank"] == 0 and not _lora_leaves(merged)
+
+
+# The authors' small model (hidden 256, 12 layers, 4 heads x 64, FFN 512) and its plasticity layout:
+# layer 1 at 768 wide (12 heads, FFN 2048) between a 256 -> 768 and a 768 -> 256 projector.
+SMALL = dict(from_hf_config({}), hidden_size=256, num_heads=(4,) * 12, head_dim=(64,) * 12,
+             ffn_dims=(512,) * 12)
+SMALL_PROJECTED = dict(SMALL, layer_hidden=(256, 768) + (256,) * 10,
+                       num_heads=(4, 12) + (4,) * 10, ffn_dims=(512, 2048) + (512,) * 10)
+
+
+def test_projected_layer_grows_its_own_axes_and_adds_two_projectors():
+  plan = _plan_between(SMALL, SMALL_PROJECTED)
+  att, ffn = "params/encoder/layer1/attention", "params/encoder/layer1/ffn"
+  expected = {f"{att}/{p}/kernel": (0, 1) for p in "qkv"}  # [hidden, heads, head_dim]
+  expected |= {f"{att}/{p}/bias": (0,) for p in "qkv"}
+  expected |= {f"{att}/out/kernel": (0, 2), f"{att}/out/bias": (0,),
+               f"{ffn}/intermediate/kernel": (0, 1), f"{ffn}/intermediate/bias": (0,),
+               f"{ffn}/output/kernel": (0, 1), f"{ffn}/output/bias": (0,)}
+  expected |= {f"params/encoder/layer1/{n}/{w}": (0,) for n in ("attn_norm", "final_norm")
+               for w in ("scale", "bias")}
+  assert dict(plan.grown) == expected
+  assert plan.big[f"{att}/q/kernel"] == (768, 12, 64)
+  assert plan.big[f"{ffn}/output/kernel"] == (2048, 768)
+  assert sorted(plan.added) == [f"params/encoder/{p}/{w}" for p in ("proj_in1", "proj_out1")
+                                for w in ("bias", "kernel")]
+  assert _numel(plan, [p for p in plan.added if "proj_in1" in p]) == 256 * 768 + 768 == 197_376
+  assert _numel(plan, [p for p in plan.added if "proj_out1" in p]) == 768 * 256 + 256 == 196_864
+  grown_extra = sum(int(np.prod(plan.big[p])) - int(np.prod(plan.small[p])) for p in plan.grown)
+  assert grown_extra == _layer_params(768, 12, 64, 2048) - _layer_params(256, 4, 64, 512)
+  with pytest.raises(Wav2Vec2ConfigError, match="parallel layers"):
+    to_hf_config(SMALL_PROJECTED)
+
+
+def test_projected_layer_prunes_back_exactly():
+  f = tiny_fields()
+  grown_f = dict(f, layer_hidden=(16, 48), num_heads=(2, 6), ffn_dims=(32, 64))
+  small, big, v_small, v_big, plan = _grow(f, grown_f, "random")
+  assert sorted(p.split("/")[2] for p in plan.added) == ["proj_in1"] * 2 + ["proj_out1"] * 2
+  assert np.all(np.isfinite(_logits(big, v_big, _audio())))
+  back = surgery.flatten(surgery.prune(v_big, surgery.make_plan(v_small, v_big, what="prune")))
+  small_flat = surgery.flatten(v_small)
+  assert back.keys() == small_flat.keys()
+  for k, v in small_flat.items():
+    np.testing.assert_array_equal(np.asarray(back[k]), np.asarray(v), err_msg=k)
+
+
+# --------------------------------------------------------------------------------------------------
 # LoRA.
 
 
@@ -269,6 +391,21 @@ def test_init_from_pretrained_copies_every_backbone_tensor_exactly(own_checkpoin
                             np.asarray(init["encoder/layer0/attention/q/kernel"]))
 
 
+def test_init_from_pretrained_keeps_parallel_layers_fresh(own_checkpoint):
+  """A grown parallel-layout model started from the pretrained checkpoint (the authors' unfrozen
+  comparison): backbone from the checkpoint, parallel layer and merge from the fresh init."""
+  path, fields, ref = own_checkpoint
+  grown = dict(fields, parallel_layers=(1, 0))
+  _, fresh = _init(grown, seed=0)
+  loaded = hf_checkpoint.init_from_pretrained(str(path), grown, fresh)
+  got, want, init = (surgery.flatten(t["params"]) for t in (loaded, ref, fresh))
+  new = {k for k in got if k.startswith(("encoder/parallel0/", "encoder/merge0/", "head/"))}
+  assert {k.split("/")[1] for k in new if k.startswith("encoder/")} == {"parallel0", "merge0"}
+  for k in got:
+    np.testing.assert_array_equal(np.asarray(got[k]), np.asarray((init if k in new else want)[k]),
+                                  err_msg=k)
+
+
 def test_init_from_pretrained_names_every_differing_field(own_checkpoint):
   path, fields, _ = own_checkpoint
   other = dict(fields, num_heads=(4, 4), head_dim=(4, 4), ffn_dims=(64, 64), layout="stable")
@@ -286,15 +423,17 @@ def test_init_from_pretrained_names_every_differing_field(own_checkpoint):
 # Configs.
 
 WAV2VEC_CONFIGS = [
-    "la_wav2vec", "pa_wav2vec", "for_wav2vec", "la_wav2vec_small", "la_wav2vec_small_plasticity",
-    "pa_wav2vec_small_plasticity", "for_wav2vec_small_plasticity", "la_wav2vec_small_lora",
-    "demo_wav2vec"
+    "la_wav2vec", "la_wav2vec:widen", "pa_wav2vec", "for_wav2vec", "la_wav2vec_small",
+    "la_wav2vec_small_plasticity", "la_wav2vec_small_plasticity:widen", "pa_wav2vec_small_plasticity",
+    "for_wav2vec_small_plasticity", "la_wav2vec_small_lora", "la_wav2vec_small_dropin", "demo_wav2vec"
 ]
 
 
 @pytest.mark.parametrize("name", WAV2VEC_CONFIGS)
 def test_configs_build_and_their_stages_are_valid_surgery(name):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  module, _, arg = name.partition(":")
+  config = importlib.import_module(f"configs.{module}").get_config(*([arg] if arg else []))
+  experiment.validate(_with_checkpoint(config))
   config.lock()
   shapes = []
   for st in config.stages:
@@ -304,33 +443,71 @@ def test_configs_build_and_their_stages_are_valid_surgery(name):
   for st, prev, cur in zip(config.stages[1:], shapes[:-1], shapes[1:]):
     if st.kind == "grow":
       plan = surgery.make_plan(prev if not st.start_from else shapes[0], cur)
-      surgery.Partition.new_slices(plan, config.dropin.train_patterns)
+      surgery.Partition.new_slices(plan, train_patterns=config.dropin.train_patterns)
     elif st.kind == "prune":
       surgery.make_plan(cur, prev, what="prune")
 
 
-def test_la_wav2vec_grows_exactly_layer_5_and_lora_counts():
+def _with_checkpoint(config):
+  """A copy of `config` naming a pretrained checkpoint where it requires one (validate refuses '', reads
+  nothing)."""
+  config = copy.deepcopy(config)
+  if config.model.get("pretrained") == "":
+    config.model.pretrained = "/pretrained/wav2vec2-base"
+  return config
+
+
+def _config_plan(config, index=1, num_samples=4000):
+  base_f = experiment.model_fields(config.model)
+  big_f = experiment.model_fields(config.model, config.stages[index].widths)
+  return surgery.make_plan(surgery.abstract_variables(experiment.build(base_f), (1, num_samples)),
+                           surgery.abstract_variables(experiment.build(big_f), (1, num_samples)))
+
+
+def test_la_wav2vec_layouts_grow_exactly_layer_5_and_lora_counts():
   config = la_wav2vec.get_config()
   assert config.model.pretrained == "" and config.model.freeze_feature_encoder
   assert config.optim.plateau_patience == 3 and config.data.num_samples == 64000
-  base_f = experiment.model_fields(config.model)
-  big_f = experiment.model_fields(config.model, config.stages[1].widths)
-  plan = surgery.make_plan(surgery.abstract_variables(experiment.build(base_f), (1, 4000)),
-                           surgery.abstract_variables(experiment.build(big_f), (1, 4000)))
-  assert {p.split("/")[2] for p in plan.grown} == {"layer5"}
+  assert config.model.mask_time_prob == 0.05 and config.optim.grad_clip_norm == 1.0
+  # The authors' layout (default): a parallel layer + merge beside layer 5, nothing of the baseline grows.
+  plan = _config_plan(config)
+  assert not plan.grown
+  assert {p.split("/")[2] for p in plan.added} == {"parallel5", "merge5"}
+  assert plan.big["params/encoder/merge5/kernel"] == (1536, 768)
+  assert config.stages[1].reinit == ("head/.*",) and config.dropin.train_patterns == ("head/.*",)
+  # Our widening of layer 5.
+  plan = _config_plan(la_wav2vec.get_config("widen"))
+  assert {p.split("/")[2] for p in plan.grown} == {"layer5"} and not plan.added
   assert plan.big["params/encoder/layer5/attention/q/kernel"] == (768, 24, 64)
   assert plan.big["params/encoder/layer5/ffn/intermediate/kernel"] == (768, 6144)
+  with pytest.raises(ValueError, match="layout"):
+    la_wav2vec.get_config("sideways")
   lora = importlib.import_module("configs.la_wav2vec_small_lora").get_config()
-  small_f = experiment.model_fields(lora.model)
-  lora_f = experiment.model_fields(lora.model, lora.stages[1].widths)
-  plan = surgery.make_plan(surgery.abstract_variables(experiment.build(small_f), (1, 4000)),
-                           surgery.abstract_variables(experiment.build(lora_f), (1, 4000)))
+  plan = _config_plan(lora)
   assert not plan.grown
   assert sum(int(np.prod(plan.big[p])) for p in plan.added) == 2 * 12 * 8 * (256 + 4 * 64) == 98304
   # A finished la_wav2vec_small run's export must be loadable as the LoRA run's baseline checkpoint.
   small = importlib.import_module("configs.la_wav2vec_small").get_config()
   assert experiment.module_fields(experiment.model_fields(
-      small.model)) == experiment.module_fields(small_f)
+      small.model)) == experiment.module_fields(experiment.model_fields(lora.model))
+
+
+def test_small_plasticity_layouts_and_importance_groups():
+  """The authors' projected layout grows layer 1's own axes and adds its projectors; importance pruning finds one
+  width group per changed field entry (layer_hidden[1], num_heads[1], ffn_dims[1]) and pruning drops the
+  projectors. The widening option adds no tensor."""
+  module = importlib.import_module("configs.la_wav2vec_small_plasticity")
+  config = module.get_config()
+  plan = _config_plan(config, num_samples=1600)
+  assert sorted(p.split("/")[2] for p in plan.added) == ["proj_in1"] * 2 + ["proj_out1"] * 2
+  assert {p.split("/")[2] for p in plan.grown} == {"layer1"}
+  small_f = experiment.model_fields(config.model)
+  grown_f = experiment.model_fields(config.model, config.stages[1].widths)
+  changed = {k: grown_f[k] for k in experiment.width_changes(small_f, grown_f)}
+  groups = surgery.width_groups(experiment.build, small_f, changed, (1, 1600))
+  assert sorted(k for k, v in groups.items() if v) == ["ffn_dims[1]", "layer_hidden[1]", "num_heads[1]"]
+  widened = _config_plan(module.get_config("widen"), num_samples=1600)
+  assert not widened.added and {p.split("/")[2] for p in widened.grown} == {"layer1"}
 
 
 def _run_py(*args):
@@ -387,15 +564,20 @@ def test_end_to_end_pretrained_baseline_then_dropin(tmp_path):
   config.data.num_threads = 1
   config.train.progress = False
   config.train.log_every_steps = 1
-  grown = la_wav2vec.widened(config.model, 1, num_heads=4, ffn_dim=48)
-  config.stages = base.dropin_stages(grown, baseline_epochs=0, dropin_epochs=1, unfrozen=False)
+  # The authors' layout at the tiny size: a parallel layer beside layer 1, a fresh head; SpecAugment on.
+  config.stages = base.dropin_stages(la_wav2vec.parallel(config.model, 1), baseline_epochs=0, dropin_epochs=1,
+                                     unfrozen=False, reinit=("head/.*",))
+  assert config.model.mask_time_prob == 0.05
   summary = experiment.run(config, str(tmp_path / "run"))
 
   recs = summary["stages"]
   assert [r["stage"] for r in recs] == ["baseline", "dropin"]
   assert recs[0]["origin"] == f"pretrained {ckpt}" and recs[1]["end_step"] == 2
   meta, variables = checkpoints.load_export(str(tmp_path / "run" / "model"))
-  assert tuple(meta["model"]["num_heads"]) == (2, 4)
+  assert tuple(meta["model"]["parallel_layers"]) == (0, 1)
+  # Trainable: the parallel layer, its merge and the head, nothing else.
+  added = surgery.count({k: v for k, v in variables["params"]["encoder"].items() if k in ("parallel1", "merge1")})
+  assert recs[1]["params_trainable"] == added + surgery.count(variables["params"]["head"])
   # Dropin froze the pretrained entries, so pruning the export back to the baseline widths must give
   # exactly the transformers tensors: the pretrained init was exact and nothing original moved.
   small = surgery.abstract_variables(experiment.build(experiment.model_fields(config.model)),
@@ -406,8 +588,12 @@ def test_end_to_end_pretrained_baseline_then_dropin(tmp_path):
           k: v for k, v in experiment.model_fields(config.model).items() if k != "name"
       }), pruned["params"])
   theirs = load_file(str(ckpt / "model.safetensors"))
-  assert set(ours) == set(theirs) - {"masked_spec_embed"}
+  assert set(ours) == set(theirs) and "masked_spec_embed" in ours  # loaded, then frozen with the rest
   for k, v in ours.items():
     np.testing.assert_array_equal(v, theirs[k], err_msg=k)
-  new_q = np.asarray(variables["params"]["encoder"]["layer1"]["attention"]["q"]["kernel"])[:, 2:]
-  assert np.any(new_q != 0)
+  fresh = surgery.flatten(experiment.init_variables(
+      experiment.build(experiment.model_fields(config.model, config.stages[1].widths)),
+      jax.random.fold_in(jax.random.PRNGKey(config.seed), 1), NUM_SAMPLES)["params"])
+  moved = [k for k, v in surgery.flatten(variables["params"]).items()
+           if k.startswith(("encoder/parallel1/", "encoder/merge1/")) and np.any(np.asarray(v) != fresh[k])]
+  assert moved, "the parallel layer did not train"

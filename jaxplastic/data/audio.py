@@ -82,18 +82,24 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
   return np.ascontiguousarray(wav, dtype=np.float32)
 
 
-def fix_length(wav: np.ndarray, num_samples: int,
-               rng: np.random.Generator | None = None) -> np.ndarray:
-  """Crops or repeat-pads a signal to exactly `num_samples`.
+# How fix_length fills a signal shorter than the target (config.data.pad).
+PAD_MODES = ("repeat", "zero")
 
-  Longer signals: a uniformly random window when `rng` is given (training), else the first
-  `num_samples` (dev/eval, so scores are reproducible). Shorter signals are tiled end to end and
-  cut, the usual ASVspoof convention (AASIST, RawNet2), rather than zero-padded.
+
+def fix_length(wav: np.ndarray, num_samples: int, rng: np.random.Generator | None = None, *,
+               pad: str = "repeat") -> np.ndarray:
+  """Crops or pads a signal to exactly `num_samples`.
+
+  Longer signals: a uniformly random window when `rng` is given (training with random crops), else the first
+  `num_samples` (the authors' choice in train and eval; always so in dev/eval, so scores are reproducible).
+  Shorter signals: `pad="repeat"` tiles them end to end and cuts (the usual ASVspoof convention of AASIST and
+  RawNet2); `pad="zero"` appends zeros (the authors').
 
   Args:
     wav: [T] signal, T >= 1.
     num_samples: output length.
     rng: source of the crop offset; None means take the first window.
+    pad: "repeat" or "zero".
 
   Returns:
     float32 array [num_samples].
@@ -103,14 +109,18 @@ def fix_length(wav: np.ndarray, num_samples: int,
     raise ValueError(f"fix_length expects a 1-D signal, got shape {wav.shape}")
   if num_samples <= 0:
     raise ValueError(f"num_samples must be positive, got {num_samples}")
+  if pad not in PAD_MODES:
+    raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
   length = wav.shape[0]
   if length == 0:
     raise ValueError("fix_length got an empty signal")
   if length >= num_samples:
     start = 0 if rng is None else int(rng.integers(0, length - num_samples + 1))
     out = wav[start:start + num_samples]
-  else:
+  elif pad == "repeat":
     out = np.tile(wav, -(-num_samples // length))[:num_samples]
+  else:
+    out = np.concatenate([wav, np.zeros(num_samples - length, wav.dtype)])
   return np.array(out, dtype=np.float32)  # a copy: callers may edit it without touching `wav`
 
 

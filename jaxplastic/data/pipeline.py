@@ -4,10 +4,12 @@ Batches are numpy dicts {'audio': f32[B, num_samples], 'label': i32[B], 'mask': 
 'index': i32[B]}; moving them to devices is the trainer's job. Everything random is a pure function
 of (seed, epoch, item index), never of thread timing, so a run (and a resumed run) sees the same
 data:
-- train: items in `np.random.default_rng((seed, epoch)).permutation`, random crops, the last partial
-  batch dropped so shapes are fixed for jit;
+- train: items in `np.random.default_rng((seed, epoch)).permutation`, random or first crops
+  (`train_crop`), and the last partial batch either dropped (`drop_last=True`: every batch has one
+  shape) or yielded as a smaller batch (the authors' PyTorch DataLoader; one more compilation);
 - eval: protocol order, first crops, the last batch padded with mask 0 / index -1 so no eval
   utterance is ever dropped.
+Short clips are repeat- or zero-padded (`pad`, see `audio.fix_length`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Iterator
 import numpy as np
 
 from jaxplastic.data.asvspoof import Split
-from jaxplastic.data.audio import AudioError, fix_length, load_audio, trim_silence
+from jaxplastic.data.audio import PAD_MODES, AudioError, fix_length, load_audio, trim_silence
+
+# How training takes `num_samples` out of a longer clip (config.data.train_crop).
+TRAIN_CROPS = ("random", "first")
 
 
 class AudioCache:
@@ -115,15 +120,15 @@ class SkipLog:
     return f"SkipLog(count={self.count}, paths={self.paths[:5]}{'...' if self.count > 5 else ''})"
 
 
-def epoch_steps(split: Split, batch_size: int, train: bool) -> int:
-  """Batches per epoch: floor(N / B) for training (partial batch dropped), ceil(N / B) otherwise.
+def epoch_steps(split: Split, batch_size: int, train: bool, drop_last: bool = True) -> int:
+  """Batches per epoch: floor(N / B) for training with the partial batch dropped, ceil(N / B) otherwise.
 
   With skip_bad_files=True a training epoch can yield fewer batches than this when files are bad.
   """
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   n = len(split.items)
-  return n // batch_size if train else -(-n // batch_size)
+  return n // batch_size if train and drop_last else -(-n // batch_size)
 
 
 def crop_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -155,12 +160,14 @@ class _Producer:
   def __init__(self, split: Split, order: np.ndarray, *, start: int, batch_size: int,
                num_samples: int, train: bool, seed: int, epoch: int, sample_rate: int,
                cache: AudioCache | None, num_threads: int, skip_bad_files: bool, skipped: SkipLog,
-               trim_silence_db: float | None, out: queue.Queue, stop: threading.Event):
+               trim_silence_db: float | None, pad: str, random_crop: bool, drop_last: bool,
+               out: queue.Queue, stop: threading.Event):
     self.split, self.order, self.start, self.batch_size = split, order, start, batch_size
     self.num_samples, self.train, self.seed, self.epoch = num_samples, train, seed, epoch
     self.sample_rate, self.cache, self.num_threads = sample_rate, cache, num_threads
     self.skip_bad_files, self.skipped = skip_bad_files, skipped
     self.trim_silence_db = trim_silence_db
+    self.pad, self.random_crop, self.drop_last = pad, random_crop, drop_last
     self.out, self.stop = out, stop
     # Enough decodes in flight to keep every worker busy while a whole batch is being assembled.
     self.window = max(2 * num_threads, batch_size + num_threads)
@@ -169,8 +176,8 @@ class _Producer:
     wav = _load(self.split.items[index].path, self.sample_rate, self.cache)
     if self.trim_silence_db is not None:
       wav = trim_silence(wav, self.trim_silence_db)
-    rng = crop_rng(self.seed, self.epoch, index) if self.train else None
-    return fix_length(wav, self.num_samples, rng)
+    rng = crop_rng(self.seed, self.epoch, index) if self.train and self.random_crop else None
+    return fix_length(wav, self.num_samples, rng, pad=self.pad)
 
   def _put(self, item) -> None:
     while True:
@@ -193,8 +200,8 @@ class _Producer:
     try:
       pending = collections.deque()
       n = len(self.order)
-      # Training never decodes the items of the dropped partial batch, unless skips need them.
-      used = n - n % self.batch_size if self.train else n
+      # Training never decodes the items of a dropped partial batch, unless skips need them.
+      used = n - n % self.batch_size if self.train and self.drop_last else n
       position = self.start
       batch, slot = self._new_batch(), 0
       while pending or position < min(n, used):
@@ -233,6 +240,8 @@ class _Producer:
           batch, slot = self._new_batch(), 0
       if slot and not self.train:
         self._put(("batch", batch))
+      elif slot and not self.drop_last:  # the last partial training batch, at its own size
+        self._put(("batch", {k: v[:slot] for k, v in batch.items()}))
       self._put(("done", None))
     except _Stop:
       pass
@@ -305,15 +314,16 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
             epoch: int = 0, sample_rate: int = 16000, cache: AudioCache | None = None,
             prefetch_batches: int = 2, num_threads: int = 2, skip_bad_files: bool = False,
             skipped: SkipLog | None = None, trim_silence_db: float | None = None,
-            start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
+            start_batch: int = 0, pad: str = "repeat", train_crop: str = "random",
+            drop_last: bool = True) -> Iterator[dict[str, np.ndarray]]:
   """One epoch of fixed-shape batches from `split`.
 
   Args:
     split: the utterances; `index` in the batches refers to `split.items`.
     batch_size: B.
-    num_samples: samples per utterance after crop / repeat-pad.
-    train: shuffle, random-crop and drop the last partial batch; else protocol order, first crop,
-      last batch padded (mask 0, index -1).
+    num_samples: samples per utterance after crop / pad.
+    train: shuffle, crop as `train_crop` says, and drop (or shorten, `drop_last=False`) the last
+      partial batch; else protocol order, first crop, last batch padded (mask 0, index -1).
     seed: with `epoch`, fixes the permutation and every crop.
     epoch: gives each epoch its own permutation and crops.
     sample_rate: decode rate, Hz.
@@ -328,6 +338,11 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
     start_batch: resume an epoch here: the first `start_batch * batch_size` positions of the order
       are not decoded, and later batches equal those of an uninterrupted epoch (exactly so unless
       files were skipped before the resume point).
+    pad: how clips shorter than `num_samples` are filled: "repeat" (tiled) or "zero" (the authors').
+    train_crop: "random" (a random window of longer training clips) or "first" (the first
+      `num_samples`, the authors'); dev/eval always take the first.
+    drop_last: training only: drop the last partial batch (True: every batch has B rows) or yield it
+      with fewer rows (False: every training utterance is seen each epoch, as the authors').
 
   Returns:
     An iterator (BatchIterator) over {'audio': f32[B, num_samples], 'label': i32[B],
@@ -341,6 +356,10 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
                       ("num_threads", num_threads)):
     if int(value) != value or value <= 0:
       raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  if pad not in PAD_MODES:
+    raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+  if train_crop not in TRAIN_CROPS:
+    raise ValueError(f"train_crop must be one of {TRAIN_CROPS}, got {train_crop!r}")
   if seed < 0 or epoch < 0 or start_batch < 0:
     raise ValueError(f"seed, epoch and start_batch must be >= 0, got seed={seed}, epoch={epoch}, "
                      f"start_batch={start_batch}")
@@ -349,7 +368,7 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
     order = np.random.default_rng((seed, epoch)).permutation(n)
   else:
     order = np.arange(n)
-  steps = epoch_steps(split, batch_size, train)
+  steps = epoch_steps(split, batch_size, train, drop_last)
   start_batch = min(start_batch, steps)
   if cache is not None:
     cache.bind_sample_rate(sample_rate)
@@ -358,7 +377,8 @@ def batches(split: Split, *, batch_size: int, num_samples: int, train: bool, see
       num_samples=num_samples, train=train, seed=seed, epoch=epoch, sample_rate=sample_rate,
       cache=cache, num_threads=num_threads,
       skip_bad_files=skip_bad_files, skipped=skipped if skipped is not None else SkipLog(),
-      trim_silence_db=trim_silence_db, out=queue.Queue(maxsize=prefetch_batches),
+      trim_silence_db=trim_silence_db, pad=pad, random_crop=train_crop == "random",
+      drop_last=drop_last, out=queue.Queue(maxsize=prefetch_batches),
       stop=threading.Event())
   return BatchIterator(producer, steps - start_batch)
 

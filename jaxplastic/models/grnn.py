@@ -1,17 +1,30 @@
 """Gated recurrent network (GRNN): stacked GRUs on linear cepstra, final state -> linear head.
 
-The GRU follows PyTorch's equations and parametrisation, with one parameter pair per gate so
-that surgery can see (and grow) each gate matrix on its own:
+Two GRU cells share one parametrisation, with one affine map (kernel and bias) per gate and side
+so that surgery can see (and grow) each gate matrix on its own. `cell="pytorch"` is nn.GRU:
 
   r  = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
   z  = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
   n  = tanh(x W_in + b_in + r * (h W_hn + b_hn))
   h' = (1 - z) * n + z * h,        h_0 = 0.
 
+`cell="authors"` is the authors' GRU, whose maps are nn.Linear layers (so each has a bias); the
+reset gate scales h *before* the hidden matrix, and z gates the new state:
+
+  r  = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
+  z  = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+  n  = tanh(x W_in + b_in + (r * h) W_hn + b_hn)
+  h' = (1 - z) * h + z * n,        h_0 = 0.
+
+In both, unit j of h' reads unit i of h only through row i of the hidden kernels, so zeroing the
+rows of new units in the columns of old units (`GRNN.SURGERY_RECURRENT`) keeps old units blind to
+new ones.
+
 Parameter paths: gru{k}/{input,hidden}_{r,z,n}/{kernel,bias} (k 1-based; kernels [in, H]) and
 head/{kernel,bias}. The time loop is one `jax.lax.scan` per layer over time-major activations;
 the input projections of all time steps are one matmul before the scan, and each step is a
-single [B, H] x [H, 3H] matmul.
+single [B, H] x [H, 3H] matmul (PyTorch cell) or [B, H] x [H, 2H] plus [B, H] x [H, H] (the
+authors' cell, whose candidate reads r * h).
 """
 from typing import Any
 
@@ -24,6 +37,7 @@ from jaxplastic import frontends
 Array = jax.Array
 
 GATES = ("r", "z", "n")
+CELLS = ("pytorch", "authors")
 
 
 class GateWeights(nn.Module):
@@ -45,7 +59,7 @@ class GateWeights(nn.Module):
 
 
 def gru_scan(inputs: Array, input_kernel: Array, input_bias: Array, hidden_kernel: Array,
-             hidden_bias: Array, unroll: int = 1) -> Array:
+             hidden_bias: Array, unroll: int = 1, cell: str = "pytorch") -> Array:
   """Runs a GRU over time with the gates concatenated in (r, z, n) order.
 
   Args:
@@ -53,10 +67,13 @@ def gru_scan(inputs: Array, input_kernel: Array, input_bias: Array, hidden_kerne
     input_kernel: [D, 3H]; input_bias: [3H].
     hidden_kernel: [H, 3H]; hidden_bias: [3H].
     unroll: time steps per scan iteration.
+    cell: "pytorch" (nn.GRU) or "authors" (see the module docstring).
 
   Returns:
     Hidden states of every step, time-major [T, B, H].
   """
+  if cell not in CELLS:
+    raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
   hidden = hidden_kernel.shape[0]
   # One matmul for the input side of all time steps.
   x_proj = inputs @ input_kernel + input_bias
@@ -64,7 +81,7 @@ def gru_scan(inputs: Array, input_kernel: Array, input_bias: Array, hidden_kerne
   # Rematerialised: the backward pass recomputes a step's gates from the carried state instead
   # of storing ~10 [T, B, H] residuals per layer; on CPU this cut a GRNN gradient by ~35 %.
   @jax.checkpoint
-  def step(h, xg):
+  def pytorch_step(h, xg):
     hg = h @ hidden_kernel + hidden_bias
     xr, xz, xn = jnp.split(xg, 3, axis=-1)
     hr, hz, hn = jnp.split(hg, 3, axis=-1)
@@ -73,6 +90,18 @@ def gru_scan(inputs: Array, input_kernel: Array, input_bias: Array, hidden_kerne
     n = jnp.tanh(xn + r * hn)
     h = (1.0 - z) * n + z * h
     return h, h
+
+  @jax.checkpoint
+  def authors_step(h, xg):
+    xr, xz, xn = jnp.split(xg, 3, axis=-1)
+    hr, hz = jnp.split(h @ hidden_kernel[:, :2 * hidden] + hidden_bias[:2 * hidden], 2, axis=-1)
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + (r * h) @ hidden_kernel[:, 2 * hidden:] + hidden_bias[2 * hidden:])
+    h = (1.0 - z) * h + z * n
+    return h, h
+
+  step = pytorch_step if cell == "pytorch" else authors_step
 
   h0 = jnp.zeros((inputs.shape[1], hidden), x_proj.dtype)
   _, hs = jax.lax.scan(step, h0, x_proj, unroll=unroll)
@@ -86,11 +115,13 @@ class GRULayer(nn.Module):
     in_features: input size per time step.
     hidden_size: number of units H.
     unroll: time steps per scan iteration (speed only).
+    cell: "pytorch" or "authors" (see the module docstring).
     dtype: computation dtype.
   """
   in_features: int
   hidden_size: int
   unroll: int = 1
+  cell: str = "pytorch"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -103,7 +134,7 @@ class GRULayer(nn.Module):
     cat = lambda side, i: jnp.concatenate([weights[side, g][i] for g in GATES], axis=-1).astype(
         self.dtype)
     return gru_scan(x.astype(self.dtype), cat("input", 0), cat("input", 1), cat("hidden", 0),
-                    cat("hidden", 1), unroll=self.unroll)
+                    cat("hidden", 1), unroll=self.unroll, cell=self.cell)
 
 
 class GRNN(nn.Module):
@@ -114,14 +145,22 @@ class GRNN(nn.Module):
     hidden_sizes: units of each GRU layer, bottom to top.
     n_fft, hop_length, num_coeffs: linear-cepstrum front-end settings.
     unroll: time steps per scan iteration (speed only; results are unchanged).
+    cell: "pytorch" (nn.GRU's equations) or "authors" (the authors' GRU: reset before the hidden
+      matrix, h' = (1 - z) h + z n); same parameters either way.
     dtype: computation dtype (parameters stay float32).
   """
+  # Kernels mapping a layer's hidden state to itself (regexes over full '/'-joined variable paths,
+  # collection included, as SURGERY_OUTPUT_AXES): surgery keeps their [new rows, old columns]
+  # block at zero when old units must never read new ones.
+  SURGERY_RECURRENT = (r"params/gru\d+/hidden_[rzn]/kernel",)
+
   num_classes: int = 2
   hidden_sizes: tuple[int, ...] = (64, 64, 32, 32)
   n_fft: int = 1024
   hop_length: int = 512
   num_coeffs: int = 20
   unroll: int = 1
+  cell: str = "pytorch"  # "pytorch": nn.GRU equations; "authors": the authors' GRU cell
   dtype: Any = jnp.float32
 
   def frontend(self, audio: Array) -> Array:
@@ -146,11 +185,14 @@ class GRNN(nn.Module):
     del train
     if not self.hidden_sizes:
       raise ValueError("GRNN needs at least one GRU layer (hidden_sizes is empty)")
+    if self.cell not in CELLS:
+      raise ValueError(f"GRNN.cell must be one of {CELLS}, got {self.cell!r}")
     # Only the first layer reads its input size from the data; the rest come from the config.
     in_sizes = (x.shape[-1],) + tuple(self.hidden_sizes[:-1])
     x = jnp.swapaxes(x, 0, 1)  # Time-major once for the whole stack.
     for k, (fan_in, hidden) in enumerate(zip(in_sizes, self.hidden_sizes)):
-      x = GRULayer(fan_in, hidden, unroll=self.unroll, dtype=self.dtype, name=f"gru{k + 1}")(x)
+      x = GRULayer(fan_in, hidden, unroll=self.unroll, cell=self.cell, dtype=self.dtype,
+                   name=f"gru{k + 1}")(x)
     final = x[-1].astype(jnp.float32)
     logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.xavier_uniform(),
                       name="head")(final)

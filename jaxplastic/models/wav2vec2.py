@@ -18,6 +18,10 @@ one axis. Parameter paths are explicit and identical across widths:
   encoder/layer{i}/{attn_norm,final_norm}
   head/{dense1,dense2}
 
+and, only where the layout fields ask for them: encoder/parallel{i}/... (a second layer, same
+structure) and encoder/merge{i} (`parallel_layers`), encoder/proj_in{i} and encoder/proj_out{i}
+(`layer_hidden`), masked_spec_embed (`mask_time_prob` > 0).
+
 With `lora_rank` > 0 the projections named in `lora_targets` also hold `lora_a` and `lora_b` (e.g.
 encoder/layer{i}/attention/q/lora_a); `merge_lora` folds them back into the kernels.
 
@@ -27,14 +31,19 @@ module fields.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.linen.dtypes import promote_dtype
+
+from jaxplastic.models import spec_augment
+# Re-exported: the building blocks live in wav2vec2_layers.
+from jaxplastic.models.wav2vec2_layers import (ACTIVATIONS, LORA_TARGETS, Attention,  # noqa: F401
+                                               ClassifierHead, Encoder, EncoderLayer,
+                                               FeatureEncoder, FeatureProjection, FeedForward,
+                                               LoRASpec, PositionalConv, Projection,
+                                               Wav2Vec2ConfigError)
 
 Array = jax.Array
 
@@ -63,407 +72,38 @@ HF_DEFAULTS: dict[str, Any] = {
     "add_adapter": False,
     "adapter_attn_dim": None,
     "use_weighted_layer_sum": False,
+    "apply_spec_augment": True,
+    "mask_time_prob": 0.05,
+    "mask_time_length": 10,
+    "mask_time_min_masks": 2,
 }
 
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),  # exact erf GELU, as torch's default
-    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-}
-
-# Conv-norm eps is torch's default: transformers does not pass config.layer_norm_eps there.
-_TORCH_NORM_EPS = 1e-5
 # HF Wav2Vec2FeatureExtractor(do_normalize=True) adds this to the variance.
 _NORMALIZE_EPS = 1e-7
 
 
-class Wav2Vec2ConfigError(ValueError):
-  """Raised for inconsistent Wav2Vec2 module fields or HF configs we cannot represent."""
-
-
-# PyTorch nn.Linear default kernel init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-_TORCH_LINEAR_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-
-
-def _uniform_bias(fan_in: int):
-  """PyTorch nn.Linear default bias init."""
-  bound = 1.0 / math.sqrt(fan_in)
-  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
-
-
-# transformers' _init_weights for Linear layers: N(0, initializer_range=0.02), zero bias.
-_DENSE_INIT = nn.initializers.normal(0.02)
-
-
-class FeatureEncoder(nn.Module):
-  """Strided 1-D conv stack: audio [batch, samples] -> [batch, frames, conv_dims[-1]]."""
-
-  conv_dims: tuple[int, ...]
-  conv_kernels: tuple[int, ...]
-  conv_strides: tuple[int, ...]
-  conv_bias: bool
-  feat_extract_norm: str
-  activation: str
-  dtype: Any
-
-  @nn.compact
-  def __call__(self, audio: Array) -> Array:
-    act = ACTIVATIONS[self.activation]
-    x = audio[..., None].astype(self.dtype)
-    for i, (dim, kernel,
-            stride) in enumerate(zip(self.conv_dims, self.conv_kernels, self.conv_strides)):
-      x = nn.Conv(dim, (kernel,),
-                  strides=(stride,),
-                  padding="VALID",
-                  use_bias=self.conv_bias,
-                  kernel_init=nn.initializers.he_normal(),
-                  dtype=self.dtype,
-                  name=f"conv{i}")(x)
-      if self.feat_extract_norm == "layer":
-        x = nn.LayerNorm(epsilon=_TORCH_NORM_EPS,
-                         use_fast_variance=False,
-                         dtype=self.dtype,
-                         name=f"norm{i}")(x)
-      elif self.feat_extract_norm == "group" and i == 0:
-        # One group per channel: per-channel normalisation over time, as HF's GroupNorm(C, C).
-        x = nn.GroupNorm(num_groups=dim,
-                         epsilon=_TORCH_NORM_EPS,
-                         use_fast_variance=False,
-                         dtype=self.dtype,
-                         name=f"norm{i}")(x)
-      x = act(x)
-    return x
-
-
-class PositionalConv(nn.Module):
-  """Weight-normalised grouped conv positional embedding (HF `Wav2Vec2PositionalConvEmbedding`).
-
-  `weight_v` is stored [kernel, hidden / groups, hidden] (flax layout) and `weight_g`
-  [kernel, 1, 1]; the effective kernel is g * v / ||v||, the norm taken over all axes but the
-  kernel-tap axis (torch weight_norm dim=2). Separate g and v params make HF export exact.
-  """
-
-  hidden_size: int
-  kernel_size: int
-  groups: int
-  activation: str
-  dtype: Any
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    if self.hidden_size % self.groups:
-      raise Wav2Vec2ConfigError(f"hidden_size {self.hidden_size} is not divisible by "
-                                f"num_conv_pos_embedding_groups {self.groups}")
-    k = self.kernel_size
-    std = 2.0 * math.sqrt(1.0 / (k * self.hidden_size))
-    weight_v = self.param("weight_v", nn.initializers.normal(std),
-                          (k, self.hidden_size // self.groups, self.hidden_size))
-    weight_g = self.param(
-        "weight_g", lambda _: jnp.sqrt(jnp.sum(jnp.square(weight_v), axis=(1, 2), keepdims=True)))
-    bias = self.param("bias", nn.initializers.zeros, (self.hidden_size,))
-    norm = jnp.sqrt(jnp.sum(jnp.square(weight_v), axis=(1, 2), keepdims=True))
-    kernel = (weight_v * (weight_g / norm)).astype(self.dtype)
-    y = jax.lax.conv_general_dilated(x.astype(self.dtype),
-                                     kernel,
-                                     window_strides=(1,),
-                                     padding=[(k // 2, k // 2)],
-                                     dimension_numbers=("NWC", "WIO", "NWC"),
-                                     feature_group_count=self.groups)
-    y = y + bias.astype(self.dtype)
-    if k % 2 == 0:
-      y = y[:, :-1]  # SamePad: symmetric padding of an even kernel yields one extra frame
-    return ACTIVATIONS[self.activation](y)
-
-
-# Projections that may carry a LoRA update (`lora_targets`): attention q/k/v/out, the FFN denses.
-LORA_TARGETS = ("q", "k", "v", "out", "intermediate", "output")
-
-
-@dataclasses.dataclass(frozen=True)
-class LoRASpec:
-  """LoRA settings of one encoder layer (hashable, so modules holding it stay static under jit)."""
-
-  rank: int = 0
-  alpha: float = 16.0
-  dropout: float = 0.0
-  targets: tuple[str, ...] = ()
-
-  def fields_for(self, name: str) -> dict[str, Any]:
-    """Projection fields for the projection `name`: LoRA ones if it is a target, else none."""
-    if self.rank > 0 and name in self.targets:
-      return dict(lora_rank=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout)
-    return {}
-
-
-class Projection(nn.Module):
-  """Dense map over the `num_in` trailing axes of x to `features`, with an optional LoRA update.
-
-  Parameters: `kernel` [*in, *features], `bias` [*features] (initialised as `nn.DenseGeneral`
-  does, so values and numerics are those of a plain dense layer), and when `lora_rank` > 0 also
-  `lora_a` [*in, r] (PEFT's kaiming-uniform, U(+-1/sqrt(fan_in))) and `lora_b` [r, *features]
-  (zeros): y = x W + b + (alpha / r) * dropout(x) A B. Because the LoRA leaves exist only at
-  rank > 0, growing `lora_rank` from 0 adds exactly them, and B = 0 leaves the function unchanged.
-  """
-
-  features: tuple[int, ...]
-  num_in: int = 1
-  kernel_init: Callable = _DENSE_INIT
-  bias_init: Callable = nn.initializers.zeros
-  lora_rank: int = 0
-  lora_alpha: float = 16.0
-  lora_dropout: float = 0.0
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    in_shape = tuple(x.shape[-self.num_in:])
-    n_in, n_out = math.prod(in_shape), math.prod(self.features)
-    flat_init = lambda init, flat: (  # noqa: E731
-        lambda key, shape, dtype=jnp.float32: jnp.reshape(init(key, flat, dtype), shape))
-    kernel = self.param("kernel", flat_init(self.kernel_init, (n_in, n_out)),
-                        in_shape + self.features)
-    bias = self.param("bias", flat_init(self.bias_init, (n_out,)), self.features)
-    contract = lambda a, w, n: jax.lax.dot_general(  # noqa: E731
-        a, w, ((tuple(range(a.ndim - n, a.ndim)), tuple(range(n))), ((), ())))
-    xc, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = contract(xc, kernel, self.num_in) + bias
-    if self.lora_rank > 0:
-      r = self.lora_rank
-      lora_a = self.param("lora_a", flat_init(_TORCH_LINEAR_INIT, (n_in, r)), in_shape + (r,))
-      lora_b = self.param("lora_b", nn.initializers.zeros, (r,) + self.features)
-      h = nn.Dropout(self.lora_dropout)(x, deterministic=not train)
-      h, lora_a, lora_b = promote_dtype(h, lora_a, lora_b, dtype=self.dtype)
-      delta = contract(contract(h, lora_a, self.num_in), lora_b, 1)
-      y = y + delta * jnp.asarray(self.lora_alpha / r, y.dtype)
-    return y
-
-
-class Attention(nn.Module):
-  """Multi-head self-attention with per-layer `num_heads` and `head_dim` (and optional LoRA)."""
-
-  hidden_size: int
-  num_heads: int
-  head_dim: int
-  dropout: float
-  dtype: Any
-  lora: LoRASpec = LoRASpec()
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    proj = functools.partial(_projection, self.lora, dtype=self.dtype)
-    q, k, v = (proj(name, (self.num_heads, self.head_dim))(x, train) for name in ("q", "k", "v"))
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * (self.head_dim**-0.5)
-    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype)
-    weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
-    y = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-    return proj("out", (self.hidden_size,), num_in=2)(y, train)
-
-
-def _projection(lora: LoRASpec,
-                name: str,
-                features: tuple[int, ...],
-                *,
-                num_in: int = 1,
-                dtype: Any) -> Projection:
-  """A named Projection, with LoRA when `name` is one of `lora.targets`."""
-  return Projection(features, num_in=num_in, dtype=dtype, name=name, **lora.fields_for(name))
-
-
-class FeedForward(nn.Module):
-  """Position-wise FFN: Dense(ffn_dim) -> act -> dropout -> Dense(hidden) -> dropout."""
-
-  hidden_size: int
-  ffn_dim: int
-  activation: str
-  activation_dropout: float
-  hidden_dropout: float
-  dtype: Any
-  lora: LoRASpec = LoRASpec()
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    proj = functools.partial(_projection, self.lora, dtype=self.dtype)
-    y = proj("intermediate", (self.ffn_dim,))(x, train)
-    y = ACTIVATIONS[self.activation](y)
-    y = nn.Dropout(self.activation_dropout)(y, deterministic=not train)
-    y = proj("output", (self.hidden_size,))(y, train)
-    return nn.Dropout(self.hidden_dropout)(y, deterministic=not train)
-
-
-class EncoderLayer(nn.Module):
-  """One transformer layer, post-LN ("base") or pre-LN ("stable")."""
-
-  hidden_size: int
-  num_heads: int
-  head_dim: int
-  ffn_dim: int
-  layout: str
-  activation: str
-  layer_norm_eps: float
-  attention_dropout: float
-  activation_dropout: float
-  hidden_dropout: float
-  dtype: Any
-  lora: LoRASpec = LoRASpec()
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
-    norm = lambda name: nn.LayerNorm(  # noqa: E731
-        epsilon=self.layer_norm_eps,
-        use_fast_variance=False,
-        dtype=self.dtype,
-        name=name)
-    attention = Attention(self.hidden_size,
-                          self.num_heads,
-                          self.head_dim,
-                          self.attention_dropout,
-                          self.dtype,
-                          self.lora,
-                          name="attention")
-    ffn = FeedForward(self.hidden_size,
-                      self.ffn_dim,
-                      self.activation,
-                      self.activation_dropout,
-                      self.hidden_dropout,
-                      self.dtype,
-                      self.lora,
-                      name="ffn")
-    drop = nn.Dropout(self.hidden_dropout)
-    if self.layout == "base":
-      x = x + drop(attention(x, train), deterministic=not train)
-      x = norm("attn_norm")(x)
-      x = x + ffn(x, train)
-      return norm("final_norm")(x)
-    x = x + drop(attention(norm("attn_norm")(x), train), deterministic=not train)
-    return x + ffn(norm("final_norm")(x), train)
-
-
-class Encoder(nn.Module):
-  """Positional conv + transformer stack; returns (all hidden states, last hidden state)."""
-
-  hidden_size: int
-  num_layers: int
-  num_heads: tuple[int, ...]
-  head_dim: tuple[int, ...]
-  ffn_dims: tuple[int, ...]
-  layout: str
-  activation: str
-  pos_conv_activation: str  # HF uses feat_extract_activation here, not hidden_act
-  layer_norm_eps: float
-  num_conv_pos_embeddings: int
-  num_conv_pos_embedding_groups: int
-  attention_dropout: float
-  activation_dropout: float
-  hidden_dropout: float
-  layerdrop: float
-  remat: bool
-  dtype: Any
-  lora: LoRASpec = LoRASpec()
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> tuple[tuple[Array, ...], Array]:
-    x = x + PositionalConv(self.hidden_size,
-                           self.num_conv_pos_embeddings,
-                           self.num_conv_pos_embedding_groups,
-                           self.pos_conv_activation,
-                           self.dtype,
-                           name="pos_conv")(x)
-    final_norm = nn.LayerNorm(epsilon=self.layer_norm_eps,
-                              use_fast_variance=False,
-                              dtype=self.dtype,
-                              name="layer_norm")
-    if self.layout == "base":
-      x = final_norm(x)
-    x = nn.Dropout(self.hidden_dropout)(x, deterministic=not train)
-    layer_cls = nn.remat(EncoderLayer, static_argnums=(2,)) if self.remat else EncoderLayer
-    hidden_states = [x]
-    for i in range(self.num_layers):
-      layer = layer_cls(self.hidden_size,
-                        self.num_heads[i],
-                        self.head_dim[i],
-                        self.ffn_dims[i],
-                        self.layout,
-                        self.activation,
-                        self.layer_norm_eps,
-                        self.attention_dropout,
-                        self.activation_dropout,
-                        self.hidden_dropout,
-                        self.dtype,
-                        self.lora,
-                        name=f"layer{i}")
-      y = layer(x, train)
-      if train and self.layerdrop > 0.0:
-        # LayerDrop as in HF: skip the whole layer with probability `layerdrop` (per batch).
-        skip = jax.random.bernoulli(self.make_rng("dropout"), self.layerdrop)
-        y = jnp.where(skip, x, y)
-      x = y
-      hidden_states.append(x)
-    last = final_norm(x) if self.layout == "stable" else x
-    return tuple(hidden_states), last
-
-
-class FeatureProjection(nn.Module):
-  """LayerNorm + Dense(hidden) + dropout; also returns the normalised features (HF's
-  extract_features)."""
-
-  hidden_size: int
-  layer_norm_eps: float
-  dropout: float
-  dtype: Any
-
-  @nn.compact
-  def __call__(self, x: Array, train: bool) -> tuple[Array, Array]:
-    normed = nn.LayerNorm(epsilon=self.layer_norm_eps,
-                          use_fast_variance=False,
-                          dtype=self.dtype,
-                          name="layer_norm")(x)
-    fan_in = x.shape[-1]
-    y = nn.Dense(self.hidden_size,
-                 kernel_init=_TORCH_LINEAR_INIT,
-                 bias_init=_uniform_bias(fan_in),
-                 dtype=self.dtype,
-                 name="dense")(normed)
-    return nn.Dropout(self.dropout)(y, deterministic=not train), normed
-
-
-class ClassifierHead(nn.Module):
-  """The authors' head on pooled features: Dense(256) -> ReLU -> Dropout -> Dense(num_classes)."""
-
-  hidden_dim: int
-  num_classes: int
-  dropout: float
-
-  @nn.compact
-  def __call__(self, pooled: Array, train: bool) -> Array:
-    fan_in = pooled.shape[-1]
-    y = nn.Dense(self.hidden_dim,
-                 kernel_init=_TORCH_LINEAR_INIT,
-                 bias_init=_uniform_bias(fan_in),
-                 name="dense1")(pooled)
-    y = nn.relu(y)
-    y = nn.Dropout(self.dropout)(y, deterministic=not train)
-    return nn.Dense(self.num_classes,
-                    kernel_init=_TORCH_LINEAR_INIT,
-                    bias_init=_uniform_bias(self.hidden_dim),
-                    name="dense2")(y)
-
-
-_TUPLE_FIELDS = ("num_heads", "head_dim", "ffn_dims", "conv_dims", "conv_kernels", "conv_strides")
+_TUPLE_FIELDS = ("num_heads", "head_dim", "ffn_dims", "conv_dims", "conv_kernels", "conv_strides",
+                 "layer_hidden", "parallel_layers")
 
 
 class Wav2Vec2Classifier(nn.Module):
   """Wav2Vec 2.0 backbone + mean pooling + two-layer head; `__call__(audio, train=...)` -> logits.
 
   Attributes mirror HF's Wav2Vec2Config, but every transformer width is a per-layer tuple so that a
-  grown model is just another set of field values. Dropout needs the "dropout" rng when
-  `train=True`.
+  grown model is just another set of field values. Dropout, LayerDrop and SpecAugment masking
+  need the "dropout" rng when `train=True`.
+
+  Two layouts of the authors' grow the encoder by adding tensors rather than widening them:
+  `parallel_layers` (a parallel layer beside layer i, merged by `encoder/merge{i}`) and
+  `layer_hidden` (layer i at its own width between `encoder/proj_in{i}` and `encoder/proj_out{i}`).
+  Growing `layer_hidden[i]` together with `num_heads[i]` and `ffn_dims[i]` widens layer i's own
+  tensors along their hidden, head and FFN axes and adds its two projectors.
   """
 
   # Trailing output axes per leaf, for jaxplastic.surgery: q/k/v kernels are
   # [hidden, heads, head_dim]; LoRA A is [*in, r] (output r) and B is [r, *features] (input r).
+  # The layouts' new tensors (parallel layers, merge and proj_in/proj_out Dense kernels) are
+  # covered by these rules and the default (a 2-D kernel's last axis is its output).
   SURGERY_OUTPUT_AXES = ((r".*/attention/(q|k|v)/(kernel|lora_b)", 2), (r".*/lora_b", 1),
                          (r".*/lora_a", 1))
 
@@ -500,6 +140,17 @@ class Wav2Vec2Classifier(nn.Module):
   lora_alpha: float = 16.0
   lora_targets: tuple[str, ...] = ("q", "v")
   lora_dropout: float = 0.0
+  # Per-layer encoder width (empty: hidden_size everywhere); a layer of another width sits between
+  # Dense projectors hidden -> width (`proj_in{i}`) and width -> hidden (`proj_out{i}`).
+  layer_hidden: tuple[int, ...] = ()
+  # Per-layer 0/1 (empty: all 0); 1 adds a parallel encoder layer of layer i's widths reading the
+  # same input, its output concatenated after layer i's and projected back by Dense `merge{i}`.
+  parallel_layers: tuple[int, ...] = ()
+  # SpecAugment time masking in training (transformers' Wav2Vec2Model): probability, span length
+  # (frames) and fewest spans; mask_time_prob > 0 adds the learned `masked_spec_embed` [hidden].
+  mask_time_prob: float = 0.0
+  mask_time_length: int = 10
+  mask_time_min_masks: int = 2
 
   def __post_init__(self):
     # Configs often carry lists (JSON, ConfigDict); modules need hashable tuples.
@@ -516,10 +167,14 @@ class Wav2Vec2Classifier(nn.Module):
     super().__post_init__()
 
   def head_dims(self) -> tuple[int, ...]:
-    """Per-layer head width: `head_dim`, or hidden_size // num_heads[i] when unset."""
+    """Per-layer head width: `head_dim`, or layer_widths()[i] // num_heads[i] when unset."""
     if self.head_dim is not None:
       return self.head_dim
-    return tuple(self.hidden_size // h for h in self.num_heads)
+    return tuple(w // h for w, h in zip(self.layer_widths(), self.num_heads))
+
+  def layer_widths(self) -> tuple[int, ...]:
+    """Per-layer encoder width: `layer_hidden`, or hidden_size everywhere when empty."""
+    return self.layer_hidden or (self.hidden_size,) * self.num_layers
 
   def frozen_param_patterns(self) -> tuple[str, ...]:
     """Parameters (regex over '/'-joined paths) that must stay fixed in every training stage.
@@ -537,11 +192,24 @@ class Wav2Vec2Classifier(nn.Module):
       if len(getattr(self, name)) != self.num_layers:
         raise Wav2Vec2ConfigError(
             f"{name} has {len(getattr(self, name))} entries but num_layers={self.num_layers}")
+    for name in ("layer_hidden", "parallel_layers"):
+      value = getattr(self, name)
+      if value and len(value) != self.num_layers:
+        raise Wav2Vec2ConfigError(f"{name} has {len(value)} entries but num_layers="
+                                  f"{self.num_layers} (or leave it empty)")
+    if any(w < 1 for w in self.layer_hidden):
+      raise Wav2Vec2ConfigError(f"layer_hidden entries must be >= 1, got {self.layer_hidden}")
+    if any(p not in (0, 1) for p in self.parallel_layers):
+      raise Wav2Vec2ConfigError(f"parallel_layers entries must be 0 or 1, got "
+                                f"{self.parallel_layers}")
+    if not 0.0 <= self.mask_time_prob <= 1.0 or self.mask_time_length < 1:
+      raise Wav2Vec2ConfigError(f"mask_time_prob must be in [0, 1] and mask_time_length >= 1, "
+                                f"got {self.mask_time_prob}, {self.mask_time_length}")
     if self.head_dim is None:
-      bad = [h for h in self.num_heads if self.hidden_size % h]
+      bad = [(w, h) for w, h in zip(self.layer_widths(), self.num_heads) if w % h]
       if bad:
         raise Wav2Vec2ConfigError(
-            f"hidden_size {self.hidden_size} not divisible by num_heads {bad}; "
+            f"layer width not divisible by num_heads: (width, heads) {bad}; "
             "set head_dim explicitly")
     elif len(self.head_dim) != self.num_layers:
       raise Wav2Vec2ConfigError(
@@ -577,15 +245,48 @@ class Wav2Vec2Classifier(nn.Module):
                            self.feat_extract_activation, self.layer_norm_eps,
                            self.num_conv_pos_embeddings, self.num_conv_pos_embedding_groups,
                            self.attention_dropout, self.activation_dropout, self.hidden_dropout,
-                           self.layerdrop, self.remat, self.dtype, self.lora_spec())
+                           self.layerdrop, self.remat, self.dtype, self.lora_spec(),
+                           self.layer_widths(), self.parallel_layers or None)
     self.head = ClassifierHead(self.head_hidden, self.num_classes, self.head_dropout)
+    if self.mask_time_prob > 0.0:
+      # torch.Tensor(hidden).uniform_(): U[0, 1), as transformers.
+      self.masked_spec_embed = self.param("masked_spec_embed", nn.initializers.uniform(1.0),
+                                          (self.hidden_size,))
 
-  def encode(self, audio: Array, *, train: bool = False) -> dict[str, Any]:
+  def mask_time(self, x: Array, train: bool, mask_time_indices: Array | None = None) -> Array:
+    """SpecAugment time masking of the projected features x [batch, frames, hidden].
+
+    A given boolean `mask_time_indices` [batch, frames] is applied in any mode (as transformers'
+    `mask_time_indices` argument); otherwise spans are drawn with the "dropout" rng in training
+    when mask_time_prob > 0, and nothing is masked in evaluation.
+    """
+    if mask_time_indices is None and not (train and self.mask_time_prob > 0.0):
+      return x
+    if self.mask_time_prob <= 0.0:
+      raise Wav2Vec2ConfigError("mask_time_indices needs the masked_spec_embed parameter, which "
+                                "exists only with mask_time_prob > 0")
+    if mask_time_indices is None:
+      mask = spec_augment.compute_mask_indices(self.make_rng("dropout"), x.shape[:2],
+                                               self.mask_time_prob, self.mask_time_length,
+                                               self.mask_time_min_masks)
+    else:
+      mask = jnp.asarray(mask_time_indices, bool)
+      if mask.shape != x.shape[:2]:
+        raise ValueError(f"mask_time_indices has shape {mask.shape}, expected {x.shape[:2]}")
+    return jnp.where(mask[..., None], self.masked_spec_embed.astype(x.dtype), x)
+
+  def encode(self,
+             audio: Array,
+             *,
+             train: bool = False,
+             mask_time_indices: Array | None = None) -> dict[str, Any]:
     """Runs the backbone; returns HF-comparable outputs.
 
     Args:
       audio: [batch, samples] float waveform.
-      train: enables dropout / LayerDrop.
+      train: enables dropout / LayerDrop / SpecAugment time masking.
+      mask_time_indices: optional boolean [batch, frames] time mask to apply instead of sampling
+        one (see `mask_time`).
 
     Returns:
       dict with "extract_features" [batch, frames, conv_dims[-1]] (LayerNormed conv features, as
@@ -604,6 +305,7 @@ class Wav2Vec2Classifier(nn.Module):
     if self.freeze_feature_encoder:
       features = jax.lax.stop_gradient(features)
     x, extract_features = self.feature_projection(features, train)
+    x = self.mask_time(x, train, mask_time_indices)
     hidden_states, last = self.encoder(x, train)
     return {
         "extract_features": extract_features,
@@ -611,9 +313,13 @@ class Wav2Vec2Classifier(nn.Module):
         "last_hidden_state": last
     }
 
-  def __call__(self, audio: Array, *, train: bool) -> Array:
+  def __call__(self,
+               audio: Array,
+               *,
+               train: bool,
+               mask_time_indices: Array | None = None) -> Array:
     """audio [batch, samples] -> logits [batch, num_classes] (float32)."""
-    last = self.encode(audio, train=train)["last_hidden_state"]
+    last = self.encode(audio, train=train, mask_time_indices=mask_time_indices)["last_hidden_state"]
     pooled = jnp.mean(last.astype(jnp.float32), axis=1)
     return self.head(pooled, train)
 
@@ -670,6 +376,11 @@ def from_hf_config(hf_config: Mapping[str, Any], **overrides: Any) -> dict[str, 
       "activation_dropout": float(c["activation_dropout"]),
       "feat_proj_dropout": float(c["feat_proj_dropout"]),
       "layerdrop": float(c["layerdrop"]),
+      # SpecAugment time masking as transformers applies it in training (feature masking,
+      # mask_feature_prob, is not implemented).
+      "mask_time_prob": float(c["mask_time_prob"]) if c["apply_spec_augment"] else 0.0,
+      "mask_time_length": int(c["mask_time_length"]),
+      "mask_time_min_masks": int(c["mask_time_min_masks"]),
   }
   unknown = set(overrides) - _FIELD_NAMES
   if unknown:
@@ -684,12 +395,18 @@ def to_hf_config(fields: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 
   Raises:
     Wav2Vec2ConfigError: when per-layer widths are not uniform or heads * head_dim != hidden_size,
-      which a stock HF Wav2Vec2 cannot express (e.g. a model mid-dropin).
+      or the model has parallel layers or projected layers, which a stock HF Wav2Vec2 cannot
+      express (e.g. a model mid-dropin).
   """
   unknown = set(fields) - _FIELD_NAMES
   if unknown:
     raise Wav2Vec2ConfigError(f"unknown Wav2Vec2Classifier field(s): {sorted(unknown)}")
   m = Wav2Vec2Classifier(**fields)
+  if any(m.parallel_layers) or set(m.layer_widths()) != {m.hidden_size}:
+    raise Wav2Vec2ConfigError(
+        "cannot export to a stock HF Wav2Vec2Config: the model has parallel layers "
+        f"(parallel_layers={m.parallel_layers}) or layers of another width "
+        f"(layer_hidden={m.layer_hidden})")
   heads, ffn = set(m.num_heads), set(m.ffn_dims)
   head_dims = set(m.head_dims())
   if len(heads) != 1 or len(ffn) != 1 or len(head_dims) != 1:
@@ -725,6 +442,9 @@ def to_hf_config(fields: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
       "num_conv_pos_embeddings": m.num_conv_pos_embeddings,
       "num_conv_pos_embedding_groups": m.num_conv_pos_embedding_groups,
       "do_stable_layer_norm": m.layout == "stable",
+      "mask_time_prob": m.mask_time_prob,
+      "mask_time_length": m.mask_time_length,
+      "mask_time_min_masks": m.mask_time_min_masks,
   }
   config.update(extra)
   return config
