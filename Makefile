@@ -17,14 +17,19 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[demo]"
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Optional: more real speech for the demo corpus, ~150 MB (Debian's codec2 recordings and Asterisk voice prompts:
-# ~2.5 h of studio prompts by seven voices). Installed when root and online; otherwise the corpus is built from what
-# is there (docs/demo_corpus.md says what that changes, and how to unpack the packages without root).
-DEMO_DEBS := codec2-examples asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
-  asterisk-core-sounds-it-wav asterisk-prompt-it-menardi-wav asterisk-core-sounds-ru-wav asterisk-prompt-es-co \
+# Optional: more real speech for the demo corpus, ~90 MB (Debian's codec2 recordings and Asterisk voice prompts:
+# ~2.7 h of studio prompts by seven voices, four of them wideband G.722). Installed when root and online; otherwise
+# the corpus is built from what is there (docs/demo_corpus.md says what that changes, and how to unpack the
+# packages without root).
+DEMO_DEBS := codec2-examples asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722 \
+  asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 asterisk-prompt-it-menardi-wav asterisk-prompt-es-co \
   asterisk-prompt-fr-armelle
 demo-sources:
 	@missing=; for p in $(DEMO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -35,7 +40,7 @@ demo-sources:
 	elif [ -n "$$missing" ]; then \
 	  echo "not installed (needs root and apt):$$missing; the demo corpus uses the speech that is installed"; fi
 
-demo: $(VENV)/.installed demo-sources
+demo: $(VENV)/.installed-demo demo-sources
 	$(PY) run.py --config=configs/demo.py:resnet18 --workdir=runs/demo_resnet18
 	$(PY) run.py --config=configs/demo.py:grnn --workdir=runs/demo_grnn
 	$(PY) -m jaxplastic.summarize runs/demo_resnet18 runs/demo_grnn

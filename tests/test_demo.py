@@ -115,11 +115,43 @@ def test_audio_format_level_and_band(tiny):
       assert 0.3 < x.size / 16000 <= hi / 0.9 + 0.5 + 0.01
       rms_db = 10 * np.log10(np.mean(x.astype(np.float64) ** 2))
       assert -31.0 < rms_db < -19.0, (path, rms_db)
+      # The tiny corpus's one voice (ARCTIC, 16 kHz) is wideband: low-passed below 7 kHz.
       spec = np.abs(np.fft.rfft(x)) ** 2
-      above = spec[np.fft.rfftfreq(x.size, 1 / 16000) > 4000].sum() / spec.sum()
+      above = spec[np.fft.rfftfreq(x.size, 1 / 16000) > 7200].sum() / spec.sum()
       assert 10 * np.log10(above) < -25.0, (path, above)
       rms_by_class[line.split()[4]].append(rms_db)
   assert abs(np.mean(rms_by_class["bonafide"]) - np.mean(rms_by_class["spoof"])) < 2.5
+
+
+@pytest.mark.parametrize("band,edge_hz,inside_hz", [("narrow", 3900, (1000, 3000)), ("wide", 7200, (4000, 6300))])
+def test_channel_limits_to_the_voice_band(band, edge_hz, inside_hz):
+  # White noise through the channel: nothing above the band's edge, the band below it kept.
+  rng = np.random.default_rng(0)
+  y = demo_attacks.channel(rng.standard_normal(32000), np.random.default_rng(1), band).astype(np.float64)
+  spec = np.abs(np.fft.rfft(y)) ** 2
+  freqs = np.fft.rfftfreq(y.size, 1 / 16000)
+  above = spec[freqs > edge_hz].sum() / spec.sum()
+  inside = spec[(freqs > inside_hz[0]) & (freqs < inside_hz[1])].mean() / spec[(freqs > 300) & (freqs < 900)].mean()
+  assert 10 * np.log10(above) < -30.0
+  assert 10 * np.log10(inside) > -3.0
+
+
+def test_band_is_the_voice_s_in_every_class():
+  # Two wideband and two narrowband voices: each split gets a wideband one, every utterance carries its
+  # voice's band, and every voice has bona fide and spoofs (so the band never tells the label).
+  lengths = [300000, 280000, 260000, 250000, 240000, 230000]
+  voices = ["w1", "w2", "w3", "n1", "n2", "n3"]
+  bands = {"w1": "wide", "w2": "wide", "w3": "wide", "n1": "narrow", "n2": "narrow", "n3": "narrow"}
+  plan = demo._plan(lengths, seed=0, size="default", voices=voices, bands=bands)
+  ids = {f"LA_{k + 1:04d}": v for k, v in enumerate(voices)}
+  for split in demo.SPLITS:
+    utts = [u for u in plan if u.split == split]
+    assert {bands[ids[u.speaker]] for u in utts} == {"wide", "narrow"}
+    for u in utts:
+      assert u.band == bands[ids[u.speaker]]
+    for v in {ids[u.speaker] for u in utts}:
+      kinds = {u.attack is None for u in utts if ids[u.speaker] == v}
+      assert kinds == {True, False}
 
 
 def test_same_seed_is_bit_identical_other_seed_differs(tiny, tmp_path):
@@ -333,6 +365,34 @@ def test_debian_sources_are_found_read_and_grouped_by_voice(tmp_path, monkeypatc
     assert x.size == demo_sources.num_samples(s), s.name
     assert abs(x.size / 16000 - seconds[s.name]) < 0.02, s.name  # GSM rounds to 20 ms frames
     assert 0.03 < np.sqrt(np.mean(x**2)) < 0.2, s.name
+
+
+def test_g722_prompts_are_preferred_wideband_and_fall_back_to_wav(tmp_path, monkeypatch):
+  G722 = pytest.importorskip("G722")
+  _fake_debian_tree(tmp_path)
+  # A G.722 prompt beside Carlo's wav one: a 5 kHz tone, which only a wideband source can hold.
+  t = np.arange(24000) / 16000
+  pcm = (3000 * np.sin(2 * np.pi * 5000 * t) + 3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+  path = tmp_path / "usr/share/asterisk/sounds/it_IT_m_Carlo/ciao.g722"
+  path.write_bytes(G722.G722(16000, 64000).encode(pcm))
+  monkeypatch.setenv(demo_sources.SOURCES_ENV, str(tmp_path))
+  monkeypatch.setattr(demo_sources, "package_dir", lambda package: None)
+  demo_sources._asterisk_sources_in.cache_clear()
+  carlo = [s for s in demo.optional_speech_sources() if s.voice == "ast_carlo"]
+  assert [s.name for s in carlo] == ["it_IT_m_Carlo/ciao.g722"]
+  x = demo.load_source(carlo[0])
+  assert x.size == demo_sources.num_samples(carlo[0]) == 24000
+  spec = np.abs(np.fft.rfft(x)) ** 2
+  freqs = np.fft.rfftfreq(x.size, 1 / 16000)
+  assert spec[(freqs > 4900) & (freqs < 5100)].sum() > 0.2 * spec.sum()
+  assert demo_sources.is_wideband(carlo[0])
+  bands = demo.voice_bands(demo.optional_speech_sources())
+  assert bands["ast_carlo"] == "wide" and bands["ast_allison"] == "narrow"
+  # Without the decoder the folder's wav prompts are used.
+  monkeypatch.setattr(demo_sources, "g722_available", lambda: False)
+  demo_sources._asterisk_sources_in.cache_clear()
+  assert [s.name for s in demo.optional_speech_sources() if s.voice == "ast_carlo"] == ["it_IT_m_Carlo/ciao.wav"]
+  demo_sources._asterisk_sources_in.cache_clear()
 
 
 def test_makefile_installs_every_debian_source_package():

@@ -35,7 +35,7 @@ from jaxplastic.data.demo_sources import (DemoCorpusError, DemoSourceError, Spee
 
 SAMPLE_RATE = demo_sources.SAMPLE_RATE
 # Bump whenever generation changes in a way that changes the files (invalidates completion markers).
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 MARKER_NAME = ".demo_corpus_complete.json"
 SPLITS = ("train", "dev", "eval")
 _SPLIT_LETTER = {"train": "T", "dev": "D", "eval": "E"}
@@ -165,6 +165,7 @@ class _Utterance:
   source_index: int
   region: tuple[int, int]  # Sample range of the source this speaker/split may use.
   seed: tuple[int, ...]
+  band: str = "narrow"  # The voice's pass band in the channel: "narrow" (8 kHz sources) or "wide".
 
 
 def _voice_order(voices: list[str]) -> list[str]:
@@ -172,28 +173,32 @@ def _voice_order(voices: list[str]) -> list[str]:
   return list(dict.fromkeys(voices))
 
 
-def _split_regions(lengths: list[int], voices: list[str] | None = None
+def _split_regions(lengths: list[int], voices: list[str] | None = None, bands: dict[str, str] | None = None
                    ) -> dict[str, list[tuple[int, int, int]]]:
   """Assigns (source_index, start, end) regions to splits.
 
-  With at least three voices, all recordings of a voice go to one split (speakers disjoint): from
-  the voice with the most speech to the least, each goes to the split furthest below its share of
-  *voices*, so every split gets large and small voices and train gets the most. With fewer, each
-  recording is cut in time instead and the voices are shared across splits.
+  With at least three voices, all recordings of a voice go to one split (speakers disjoint): within
+  each band (wideband voices first, then narrowband), from the voice with the most speech to the
+  least, each goes to the split furthest below its share of that band's *voices*, so every split gets
+  wideband voices if there are three, large and small voices, and train the most. With fewer voices,
+  each recording is cut in time instead and the voices are shared across splits.
 
   Args:
     lengths: samples per source.
     voices: the voice of each source (default: every source is its own voice).
+    bands: voice -> "wide" | "narrow" (default: all narrow).
   """
   voices = voices if voices is not None else [str(i) for i in range(len(lengths))]
   order = _voice_order(voices)
+  bands = bands or {}
   regions = {s: [] for s in SPLITS}
   if len(order) >= 3:
     total = {v: sum(n for n, w in zip(lengths, voices) if w == v) for v in order}
-    count = {s: 0 for s in SPLITS}
-    for v in sorted(order, key=lambda v: (-total[v], order.index(v))):
-      split = min(SPLITS, key=lambda s: count[s] / _SPLIT_SHARE[s])
-      count[split] += 1
+    count = {(b, s): 0 for b in ("wide", "narrow") for s in SPLITS}
+    for v in sorted(order, key=lambda v: (bands.get(v) != "wide", -total[v], order.index(v))):
+      band = bands.get(v, "narrow")
+      split = min(SPLITS, key=lambda s: count[band, s] / _SPLIT_SHARE[s])
+      count[band, split] += 1
       regions[split] += [(i, 0, n) for i, (n, w) in enumerate(zip(lengths, voices)) if w == v]
   else:
     for i, n in enumerate(lengths):
@@ -213,8 +218,8 @@ def _allocate(n: int, p: np.ndarray) -> np.ndarray:
   return counts
 
 
-def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = None
-          ) -> list[_Utterance]:
+def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = None,
+          bands: dict[str, str] | None = None) -> list[_Utterance]:
   """Draws every utterance's split, id, label, voice, recording and random seed.
 
   Within a split, each class (bona fide, each attack) is shared over the voices ~ (the voice's
@@ -223,7 +228,7 @@ def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = N
   """
   voices = voices if voices is not None else [str(i) for i in range(len(lengths))]
   speaker_ids = {v: f"LA_{k + 1:04d}" for k, v in enumerate(_voice_order(voices))}
-  regions = _split_regions(lengths, voices)
+  regions = _split_regions(lengths, voices, bands)
   plan = []
   for split_index, split in enumerate(SPLITS):
     rng = np.random.default_rng([seed, 7919, split_index])
@@ -247,7 +252,8 @@ def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = N
       src, start, end = region_list[pick]
       utts.append(_Utterance(split=split, utt_id=f"LA_{_SPLIT_LETTER[split]}_{uid:07d}",
                              speaker=speaker_ids[v], attack=None if label == "bonafide" else label,
-                             source_index=src, region=(start, end), seed=(seed, split_index, k)))
+                             source_index=src, region=(start, end), seed=(seed, split_index, k),
+                             band=(bands or {}).get(v, "narrow")))
     utts.sort(key=lambda u: (u.speaker, u.utt_id))
     plan.extend(utts)
   return plan
@@ -315,7 +321,7 @@ def _render(utt: _Utterance, size: str, flac_path: str) -> None:
       x = demo_attacks.ATTACK_FNS[utt.attack](x, rng_attack)
     except Exception as e:  # Name the utterance; vocoder errors are otherwise anonymous.
       raise DemoCorpusError(f"attack {utt.attack} failed on {utt.utt_id}: {e}") from e
-  sf.write(flac_path, demo_attacks.channel(x, rng_channel), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
+  sf.write(flac_path, demo_attacks.channel(x, rng_channel, utt.band), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
 
 
 def _render_batch(args: tuple[list[_Utterance], str, str]) -> int:
@@ -355,6 +361,15 @@ def _voice_digests(sources: list[SpeechSource]) -> list[list[Any]]:
   return [[v, n, h.hexdigest()[:16]] for v, (n, h) in digests.items()]
 
 
+def voice_bands(sources: list[SpeechSource]) -> dict[str, str]:
+  """Voice -> "wide" if every recording of the voice is wideband (G.722, 16 kHz wav), else "narrow"."""
+  bands: dict[str, str] = {}
+  for s in sources:
+    wide = demo_sources.is_wideband(s)
+    bands[s.voice] = "wide" if wide and bands.get(s.voice, "wide") == "wide" else "narrow"
+  return bands
+
+
 def _check_size(size: str) -> None:
   if size not in SIZES:
     raise ValueError(f"unknown demo corpus size {size!r}; expected one of {sorted(SIZES)}")
@@ -363,7 +378,7 @@ def _check_size(size: str) -> None:
 def _generate(la_dir: str, seed: int, size: str, sources: list[SpeechSource],
               num_workers: int) -> None:
   plan = _plan([demo_sources.num_samples(s) for s in sources], seed, size,
-               [s.voice for s in sources])
+               [s.voice for s in sources], voice_bands(sources))
   for split in SPLITS:
     os.makedirs(os.path.join(la_dir, f"ASVspoof2019_LA_{split}", "flac"))
   protocol_dir = os.path.join(la_dir, "ASVspoof2019_LA_cm_protocols")

