@@ -34,7 +34,9 @@ setup(
         "pyworld>=0.3",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "torch==2.13.0", "G722>=1.2"],
+        # Wideband demo speech: decodes Debian's G.722 Asterisk prompts (make demo installs it).
+        "demo": ["G722>=1.2"],
     },
     entry_points={"console_scripts": ["jaxplastic-score=jaxplastic.score_cli:main"]},
 )

@@ -2,9 +2,10 @@
 
 Trains a logistic regression on per-utterance mean/std of 20 LFCCs (train split) and reports EER on
 dev (seen attacks), on each eval attack, on the eval attacks held out of train/dev, and pooled eval.
-A second regression on nuisance features only (duration, level, peak, out-of-band energy) shows
-whether those leak the label; its EERs should sit near 50 %. A third, richer regression (0-4 kHz
-LFCC plus the spread of its frame differences) shows that the task is learnable at all.
+A second regression on nuisance features only (duration, level, peak, out-of-band energy, leading
+and trailing silence) shows whether those leak the label; its EERs should sit near 50 %. A third,
+richer regression (0-4 kHz LFCC plus the spread of its frame differences) shows that the task is
+learnable at all.
 
   python benchmarks/demo_difficulty.py --root /tmp/demo_corpus            # generates if missing
   python benchmarks/demo_difficulty.py --root /tmp/demo_corpus --size tiny --seed 1
@@ -56,13 +57,20 @@ def lfcc(x: np.ndarray, n_coef: int = 20, fb: np.ndarray = _FB) -> np.ndarray:
 
 
 def nuisance(x: np.ndarray) -> np.ndarray:
-  """Features that must not predict the label: length, level, peak, energy >3.8 kHz and <100 Hz."""
+  """Features that must not predict the label: length, level, peak, energy at and beyond the channel's
+  band edges (above 3.4 kHz, below 150 Hz), and leading / trailing silence."""
   spec = np.abs(np.fft.rfft(x)) ** 2
   f = np.fft.rfftfreq(x.size, 1 / SR)
   total = spec.sum() + 1e-12
+  frame = SR // 100
+  n = max(1, x.size // frame)
+  level = 10 * np.log10(np.mean(np.pad(x, (0, max(0, n * frame - x.size)))[:n * frame]
+                                .reshape(n, frame) ** 2, axis=1) + 1e-12)
+  loud = np.flatnonzero(level > level.max() - 30.0)
   return np.array([x.size / SR, 10 * np.log10(np.mean(x**2) + 1e-12), np.max(np.abs(x)),
-                   10 * np.log10(spec[f > 3800].sum() / total + 1e-12),
-                   10 * np.log10(spec[f < 100].sum() / total + 1e-12)])
+                   10 * np.log10(spec[f > 3400].sum() / total + 1e-12),
+                   10 * np.log10(spec[f < 150].sum() / total + 1e-12),
+                   loud[0] / 100.0, (n - 1 - loud[-1]) / 100.0])
 
 
 def richer(x: np.ndarray) -> np.ndarray:
@@ -73,7 +81,7 @@ def richer(x: np.ndarray) -> np.ndarray:
 
 
 def read_split(la_dir: str, split: str) -> tuple[np.ndarray, ...]:
-  """Returns (LFCC stats [N, 40], nuisance [N, 5], richer [N, 80], labels [N], attacks [N])."""
+  """Returns (LFCC stats [N, 40], nuisance [N, 7], richer [N, 80], labels [N], attacks [N])."""
   name = {"train": "train.trn", "dev": "dev.trl", "eval": "eval.trl"}[split]
   protocol = os.path.join(la_dir, "ASVspoof2019_LA_cm_protocols", f"ASVspoof2019.LA.cm.{name}.txt")
   feats, nuis, rich, labels, attacks = [], [], [], [], []

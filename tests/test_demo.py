@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 
 from jaxplastic.data import demo
+from jaxplastic.data import demo_attacks
+from jaxplastic.data import demo_sources
 
 _LINE = re.compile(r"^LA_\d{4} LA_([TDE])_\d{7} - (-|A\d\d) (bonafide|spoof)$")
 _PROTOCOLS = {
@@ -113,11 +115,43 @@ def test_audio_format_level_and_band(tiny):
       assert 0.3 < x.size / 16000 <= hi / 0.9 + 0.5 + 0.01
       rms_db = 10 * np.log10(np.mean(x.astype(np.float64) ** 2))
       assert -31.0 < rms_db < -19.0, (path, rms_db)
+      # The tiny corpus's one voice (ARCTIC, 16 kHz) is wideband: low-passed below 7 kHz.
       spec = np.abs(np.fft.rfft(x)) ** 2
-      above = spec[np.fft.rfftfreq(x.size, 1 / 16000) > 4000].sum() / spec.sum()
+      above = spec[np.fft.rfftfreq(x.size, 1 / 16000) > 7200].sum() / spec.sum()
       assert 10 * np.log10(above) < -25.0, (path, above)
       rms_by_class[line.split()[4]].append(rms_db)
   assert abs(np.mean(rms_by_class["bonafide"]) - np.mean(rms_by_class["spoof"])) < 2.5
+
+
+@pytest.mark.parametrize("band,edge_hz,inside_hz", [("narrow", 3900, (1000, 3000)), ("wide", 7200, (4000, 6300))])
+def test_channel_limits_to_the_voice_band(band, edge_hz, inside_hz):
+  # White noise through the channel: nothing above the band's edge, the band below it kept.
+  rng = np.random.default_rng(0)
+  y = demo_attacks.channel(rng.standard_normal(32000), np.random.default_rng(1), band).astype(np.float64)
+  spec = np.abs(np.fft.rfft(y)) ** 2
+  freqs = np.fft.rfftfreq(y.size, 1 / 16000)
+  above = spec[freqs > edge_hz].sum() / spec.sum()
+  inside = spec[(freqs > inside_hz[0]) & (freqs < inside_hz[1])].mean() / spec[(freqs > 300) & (freqs < 900)].mean()
+  assert 10 * np.log10(above) < -30.0
+  assert 10 * np.log10(inside) > -3.0
+
+
+def test_band_is_the_voice_s_in_every_class():
+  # Two wideband and two narrowband voices: each split gets a wideband one, every utterance carries its
+  # voice's band, and every voice has bona fide and spoofs (so the band never tells the label).
+  lengths = [300000, 280000, 260000, 250000, 240000, 230000]
+  voices = ["w1", "w2", "w3", "n1", "n2", "n3"]
+  bands = {"w1": "wide", "w2": "wide", "w3": "wide", "n1": "narrow", "n2": "narrow", "n3": "narrow"}
+  plan = demo._plan(lengths, seed=0, size="default", voices=voices, bands=bands)
+  ids = {f"LA_{k + 1:04d}": v for k, v in enumerate(voices)}
+  for split in demo.SPLITS:
+    utts = [u for u in plan if u.split == split]
+    assert {bands[ids[u.speaker]] for u in utts} == {"wide", "narrow"}
+    for u in utts:
+      assert u.band == bands[ids[u.speaker]]
+    for v in {ids[u.speaker] for u in utts}:
+      kinds = {u.attack is None for u in utts if ids[u.speaker] == v}
+      assert kinds == {True, False}
 
 
 def test_same_seed_is_bit_identical_other_seed_differs(tiny, tmp_path):
@@ -214,17 +248,52 @@ def test_split_regions():
   assert few["train"] == [(0, 0, 500), (1, 0, 250)]
   assert few["dev"] == [(0, 500, 700), (1, 250, 350)]
   assert few["eval"] == [(0, 700, 1000), (1, 350, 500)]
+  # Two voices with several recordings each are still too few to split by voice.
+  assert demo._split_regions([1000, 500, 300], ["a", "b", "a"])["dev"] == [
+      (0, 500, 700), (1, 250, 350), (2, 150, 210)]
+
+
+def test_split_regions_keeps_each_voice_in_one_split():
+  voices = ["a", "b", "b", "c", "a", "d", "e"]
+  lengths = [10, 50, 60, 40, 30, 5, 20]
+  regions = demo._split_regions(lengths, voices)
+  split_of = collections.defaultdict(set)
+  for split, regs in regions.items():
+    for i, start, end in regs:
+      split_of[voices[i]].add(split)
+      assert (start, end) == (0, lengths[i])
+  assert sorted(i for regs in regions.values() for i, _, _ in regs) == list(range(7))
+  assert all(len(s) == 1 for s in split_of.values()) and len(split_of) == 5
+  assert split_of["b"] == {"train"}  # the voice with the most speech (110 samples)
+
+
+def test_plan_gives_every_voice_the_same_class_mix():
+  voices = ["a", "b", "b", "c", "a", "d", "e", "f", "g"]
+  lengths = [16000 * n for n in (300, 200, 100, 90, 60, 40, 30, 20, 10)]
+  plan = demo._plan(lengths, seed=0, size="default", voices=voices)
+  for split in demo.SPLITS:
+    utts = [u for u in plan if u.split == split]
+    assert collections.Counter(u.attack or "bonafide" for u in utts) == demo.SIZES["default"][split]
+    speakers = {u.speaker for u in utts}
+    assert len(speakers) >= 2
+    share = len([u for u in utts if u.attack is None]) / len(utts)
+    for spk in speakers:
+      mine = [u for u in utts if u.speaker == spk]
+      bona = len([u for u in mine if u.attack is None])
+      # Exact counts per class and voice: off by at most one utterance per class from the split's mix.
+      assert abs(bona - share * len(mine)) <= len(demo.SIZES["default"][split]), (split, spk)
+      assert {voices[u.source_index] for u in mine} == {voices[mine[0].source_index]}
 
 
 @pytest.mark.parametrize("attack", sorted(demo.ATTACKS))
 def test_attacks_change_audio_keep_length(attack):
-  src = demo.load_source(demo.find_speech_sources()[0])
+  src = demo.load_source(demo.fixed_speech_source())
   x = src[4000:4000 + 12000]
   rng = np.random.default_rng(0)
   if attack == "A06":
-    y = demo._attack_concatenation(x, rng, src)
+    y = demo_attacks.attack_concatenation(x, rng, src)
   else:
-    y = demo._ATTACK_FNS[attack](x, rng)
+    y = demo_attacks.ATTACK_FNS[attack](x, rng)
   assert y.shape == x.shape and np.all(np.isfinite(y))
   assert np.sqrt(np.mean(y**2)) > 0.05 * np.sqrt(np.mean(x**2))
   corr = abs(np.dot(x, y)) / (np.linalg.norm(x) * np.linalg.norm(y))
@@ -232,9 +301,10 @@ def test_attacks_change_audio_keep_length(attack):
 
 
 def test_missing_sources_give_clear_error(monkeypatch, tmp_path):
-  monkeypatch.setattr(demo, "_package_dir", lambda package: None)
+  monkeypatch.setattr(demo_sources, "package_dir", lambda package: None)
+  monkeypatch.setenv(demo_sources.SOURCES_ENV, str(tmp_path / "nothing"))
   with pytest.raises(demo.DemoSourceError, match="codec2-examples"):
-    demo.find_speech_sources("default", codec2_dir=str(tmp_path / "nothing"))
+    demo.find_speech_sources("default")
   with pytest.raises(demo.DemoSourceError, match="pysptk"):
     demo.find_speech_sources("tiny")
 
@@ -247,7 +317,86 @@ def test_load_source_resamples_raw_8k(tmp_path):
 
 
 def test_vocoder_import_leaves_no_fake_pkg_resources():
-  pyworld, pysptk, _ = demo._import_vocoders()
+  pyworld, pysptk, _ = demo_attacks.import_vocoders()
   assert hasattr(pyworld, "synthesize") and hasattr(pysptk, "sp2mc")
   shim = sys.modules.get("pkg_resources")
   assert shim is None or getattr(shim, "__file__", None), "temporary pkg_resources shim leaked"
+
+
+def _fake_debian_tree(root):
+  """A few files laid out like Debian's codec2-examples and Asterisk prompt packages."""
+  rng = np.random.default_rng(0)
+  sounds = root / "usr/share/asterisk/sounds"
+
+  def write(rel, seconds, **kw):
+    path = sounds / rel if not rel.startswith("/") else root / rel[1:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, 0.1 * rng.standard_normal(int(seconds * 8000)), 8000, **kw)
+
+  write("en_US_f_Allison/hello.wav", 1.5, subtype="PCM_16")
+  write("en_US_f_Allison/digits/1.wav", 0.4, subtype="PCM_16")  # shorter than MIN_PROMPT_S
+  write("en_US_f_Allison/silence/5.wav", 5.0, subtype="PCM_16")  # silence/ is skipped
+  write("es_MX_f_Allison/hola.wav", 2.0, subtype="PCM_16")
+  write("it_IT_m_Carlo/ciao.wav", 1.25, subtype="PCM_16")
+  write("es/adios.gsm", 1.5, format="RAW", subtype="GSM610")
+  write("fr_CA_f_June/bonjour.wav", 1.1, subtype="PCM_16")
+  write("fr_CA_f_June/bonjour.gsm", 1.1, format="RAW", subtype="GSM610")
+  os.symlink(sounds / "fr_CA_f_June", sounds / "fr")  # Debian's alternative: not Armelle's own folder
+  write("/usr/share/codec2/raw/ve9qrp.raw", 3.0, format="RAW", subtype="PCM_16", endian="LITTLE")
+
+
+def test_debian_sources_are_found_read_and_grouped_by_voice(tmp_path, monkeypatch):
+  _fake_debian_tree(tmp_path)
+  monkeypatch.setenv(demo_sources.SOURCES_ENV, str(tmp_path))
+  monkeypatch.setattr(demo_sources, "package_dir", lambda package: None)
+  found = demo.optional_speech_sources()
+  assert [(s.name, s.voice) for s in found] == [
+      ("c2_ve9qrp", "c2_ve9qrp"),
+      ("en_US_f_Allison/hello.wav", "ast_allison"),
+      ("es_MX_f_Allison/hola.wav", "ast_allison"),
+      ("fr_CA_f_June/bonjour.wav", "ast_june"),
+      ("it_IT_m_Carlo/ciao.wav", "ast_carlo"),
+      ("es/adios.gsm", "ast_es_co"),
+  ]
+  seconds = {"c2_ve9qrp": 3.0, "en_US_f_Allison/hello.wav": 1.5, "es_MX_f_Allison/hola.wav": 2.0,
+             "fr_CA_f_June/bonjour.wav": 1.1, "it_IT_m_Carlo/ciao.wav": 1.25, "es/adios.gsm": 1.5}
+  for s in found:
+    x = demo.load_source(s)
+    assert x.size == demo_sources.num_samples(s), s.name
+    assert abs(x.size / 16000 - seconds[s.name]) < 0.02, s.name  # GSM rounds to 20 ms frames
+    assert 0.03 < np.sqrt(np.mean(x**2)) < 0.2, s.name
+
+
+def test_g722_prompts_are_preferred_wideband_and_fall_back_to_wav(tmp_path, monkeypatch):
+  G722 = pytest.importorskip("G722")
+  _fake_debian_tree(tmp_path)
+  # A G.722 prompt beside Carlo's wav one: a 5 kHz tone, which only a wideband source can hold.
+  t = np.arange(24000) / 16000
+  pcm = (3000 * np.sin(2 * np.pi * 5000 * t) + 3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+  path = tmp_path / "usr/share/asterisk/sounds/it_IT_m_Carlo/ciao.g722"
+  path.write_bytes(G722.G722(16000, 64000).encode(pcm))
+  monkeypatch.setenv(demo_sources.SOURCES_ENV, str(tmp_path))
+  monkeypatch.setattr(demo_sources, "package_dir", lambda package: None)
+  demo_sources._asterisk_sources_in.cache_clear()
+  carlo = [s for s in demo.optional_speech_sources() if s.voice == "ast_carlo"]
+  assert [s.name for s in carlo] == ["it_IT_m_Carlo/ciao.g722"]
+  x = demo.load_source(carlo[0])
+  assert x.size == demo_sources.num_samples(carlo[0]) == 24000
+  spec = np.abs(np.fft.rfft(x)) ** 2
+  freqs = np.fft.rfftfreq(x.size, 1 / 16000)
+  assert spec[(freqs > 4900) & (freqs < 5100)].sum() > 0.2 * spec.sum()
+  assert demo_sources.is_wideband(carlo[0])
+  bands = demo.voice_bands(demo.optional_speech_sources())
+  assert bands["ast_carlo"] == "wide" and bands["ast_allison"] == "narrow"
+  # Without the decoder the folder's wav prompts are used.
+  monkeypatch.setattr(demo_sources, "g722_available", lambda: False)
+  demo_sources._asterisk_sources_in.cache_clear()
+  assert [s.name for s in demo.optional_speech_sources() if s.voice == "ast_carlo"] == ["it_IT_m_Carlo/ciao.wav"]
+  demo_sources._asterisk_sources_in.cache_clear()
+
+
+def test_makefile_installs_every_debian_source_package():
+  with open(os.path.join(os.path.dirname(__file__), "..", "Makefile")) as f:
+    text = f.read().replace("\\\n", " ")
+  listed = re.search(r"^DEMO_DEBS := (.*)$", text, re.M).group(1).split()
+  assert sorted(listed) == sorted(demo_sources.DEBIAN_PACKAGES)
