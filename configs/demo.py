@@ -12,8 +12,8 @@ from configs import base
 from configs import la_grnn
 from configs import la_resnet
 
-# ResNet-18 input: 160 log-Mel frames at hop 512 = 81,920 samples (5.1 s). Not fewer: under ~140 frames the last
-# stage's map is 2 x 4 or smaller, where XLA:CPU's 3x3 convolution is ~100x slower (benchmarks/xla_small_conv.py).
+# ResNet-18 input: 160 log-Mel frames at hop 512 (81,408 samples, 5.1 s). Not fewer: under ~140 frames the last
+# stage's map is 2 x 4 or smaller, where XLA:CPU's 3x3 convolution is 30-90x slower (benchmarks/xla_small_conv.py).
 RESNET_FRAMES = 160
 
 
