@@ -79,6 +79,16 @@ def _batches(num_samples, count=STEPS, seed=0):
           for _ in range(count)]
 
 
+def _save_with_expected(directory, stage_index, stage, state, model):
+  """Saves `state` as the stage's latest checkpoint and its leaves as expected.npz beside it."""
+  ck = checkpoints.StageCheckpoints(directory, stage_index, stage)
+  try:
+    ck.save("latest", state, {"stage": stage, "model": model})
+  finally:
+    ck.close()
+  np.savez(os.path.join(directory, "expected.npz"), **_flat(state))
+
+
 def _flat(tree):
   """'/'-joined leaf paths -> numpy (gathered)."""
   leaves = jax.tree_util.tree_flatten_with_path(sharding.to_host(tree))[0]
@@ -264,12 +274,7 @@ def _check_checkpoint(layouts, ckpt_in, ckpt_out):
   state, _, _ = _state(GRNN, fsdp, pruned)
   state = state.replace(step=sharding.put(np.int32(7), fsdp))
   out["saved_sharded_leaves"] = _num_sharded(state)
-  ck = checkpoints.StageCheckpoints(ckpt_out, 2, "pruned")
-  try:
-    ck.save("latest", state, {"stage": "pruned", "model": GRNN})
-  finally:
-    ck.close()
-  np.savez(os.path.join(ckpt_out, "expected.npz"), **_flat(state))
+  _save_with_expected(ckpt_out, 2, "pruned", state, GRNN)
   return out
 
 
@@ -306,12 +311,7 @@ def four(tmp_path_factory):
   single = sharding.single_device()
   _, _, grown, _, part = _grown_dropin(single)
   state, _, _ = _state(GRNN_GROWN, single, grown, part)
-  ck = checkpoints.StageCheckpoints(ckpt_in, 1, "dropin")
-  try:
-    ck.save("latest", state, {"stage": "dropin", "model": GRNN_GROWN})
-  finally:
-    ck.close()
-  np.savez(os.path.join(ckpt_in, "expected.npz"), **_flat(state))
+  _save_with_expected(ckpt_in, 1, "dropin", state, GRNN_GROWN)
   proc = subprocess.run([sys.executable, os.path.abspath(__file__), out, ckpt_in, ckpt_out], env=_subprocess_env(4),
                         capture_output=True, text=True, timeout=900, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-5000:]
