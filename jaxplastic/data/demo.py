@@ -60,7 +60,7 @@ UNSEEN_ATTACKS = ("A05", "A06")
 EVAL_ATTACKS = ("A03", "A04") + UNSEEN_ATTACKS
 
 # Utterances per split and class/attack ("bonafide" = bona fide). Bona fide utterances cost no
-# vocoder, so "default" has many: bona fide speech variety is what the models lacked (docs/demo_corpus.md).
+# vocoder, so "default" has many, for bona fide variety.
 SIZES: dict[str, dict[str, dict[str, int]]] = {
     "tiny": {
         "train": {"bonafide": 6, "A01": 3, "A02": 3, "A03": 3, "A04": 3},
@@ -227,6 +227,7 @@ def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = N
   recording of the voice is drawn ~ its length.
   """
   voices = voices if voices is not None else [str(i) for i in range(len(lengths))]
+  bands = bands or {}
   speaker_ids = {v: f"LA_{k + 1:04d}" for k, v in enumerate(_voice_order(voices))}
   regions = _split_regions(lengths, voices, bands)
   plan = []
@@ -253,7 +254,7 @@ def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = N
       utts.append(_Utterance(split=split, utt_id=f"LA_{_SPLIT_LETTER[split]}_{uid:07d}",
                              speaker=speaker_ids[v], attack=None if label == "bonafide" else label,
                              source_index=src, region=(start, end), seed=(seed, split_index, k),
-                             band=(bands or {}).get(v, "narrow")))
+                             band=bands.get(v, "narrow")))
     utts.sort(key=lambda u: (u.speaker, u.utt_id))
     plan.extend(utts)
   return plan
@@ -365,8 +366,9 @@ def voice_bands(sources: list[SpeechSource]) -> dict[str, str]:
   """Voice -> "wide" if every recording of the voice is wideband (G.722, 16 kHz wav), else "narrow"."""
   bands: dict[str, str] = {}
   for s in sources:
-    wide = demo_sources.is_wideband(s)
-    bands[s.voice] = "wide" if wide and bands.get(s.voice, "wide") == "wide" else "narrow"
+    # One narrowband recording settles its voice: the rest of its headers need not be read.
+    if bands.get(s.voice) != "narrow":
+      bands[s.voice] = "wide" if demo_sources.is_wideband(s) else "narrow"
   return bands
 
 

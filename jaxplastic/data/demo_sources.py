@@ -104,9 +104,10 @@ ASTERISK_VOICES = (
 )
 # The Debian packages `make demo-sources` installs: codec2-examples and, per Asterisk folder, its first
 # (preferred) format above. The core voices' wav packages are still read when they are what is installed.
-DEBIAN_PACKAGES = ("codec2-examples",) + tuple(dict.fromkeys(
-    {folder: package for _, folder, _, package in reversed(ASTERISK_VOICES)}[folder]
-    for _, folder, _, _ in ASTERISK_VOICES))
+_PREFERRED_PACKAGE: dict[str, str] = {}
+for _, _folder, _, _package in ASTERISK_VOICES:
+  _PREFERRED_PACKAGE.setdefault(_folder, _package)
+DEBIAN_PACKAGES = ("codec2-examples",) + tuple(dict.fromkeys(_PREFERRED_PACKAGE.values()))
 # Bytes of a 64 kbit/s G.722 stream per 16 kHz sample.
 _G722_BYTES_PER_SAMPLE = 0.5
 
