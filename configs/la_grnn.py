@@ -18,9 +18,14 @@ def grnn_model():
       # Hidden units of the four stacked GRU layers.
       hidden_sizes=(64, 64, 32, 32),
       num_classes=2,
-      # Front-end "LC": STFT (n_fft 1024, hop 512) -> log power -> DCT-II, 20 coefficients.
+      # Front-end: "lc" (the authors' LC: STFT -> log power -> DCT-II) or "lfcc" (ASVspoof 2019 baseline LFCC
+      # with deltas and delta-deltas: 3 x num_coeffs per frame).
+      features="lc",
       n_fft=1024,
       hop_length=512,
+      # STFT window in samples (lfcc only; 0 = n_fft) and linear filters (lfcc only).
+      win_length=0,
+      num_filters=20,
       num_coeffs=20,
       # GRU equations: "authors" (reset before the hidden matrix, h' = (1 - z) h + z h~) or "pytorch" (nn.GRU's).
       cell="authors",

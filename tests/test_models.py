@@ -218,6 +218,23 @@ def test_resnet_mel_fields_select_the_filterbank():
   assert np.abs(np.asarray(slaney) - ours).max() > 0.1
 
 
+def test_grnn_features_field_selects_the_frontend():
+  audio = jnp.asarray(_audio(batch=2))
+  lc = GRNN(**TINY_GRNN).apply({}, audio, method=GRNN.frontend)
+  np.testing.assert_array_equal(np.asarray(lc), np.asarray(frontends.linear_cepstrum(
+      audio, num_coeffs=7, **TINY_AUDIO)))
+  model = GRNN(**TINY_GRNN, features="lfcc", win_length=48, num_filters=9)
+  ours = np.asarray(model.apply({}, audio, method=GRNN.frontend))
+  ref = np.asarray(frontends.lfcc(audio, num_filters=9, num_coeffs=7, win_length=48, **TINY_AUDIO))
+  assert ours.shape[-1] == 3 * 7
+  np.testing.assert_array_equal(ours, ref)
+  # The first GRU layer reads 3 * num_coeffs inputs.
+  variables = model.init(jax.random.PRNGKey(0), audio, train=False)
+  assert variables["params"]["gru1"]["input_r"]["kernel"].shape == (21, 6)
+  with pytest.raises(ValueError, match="features"):
+    GRNN(**TINY_GRNN, features="mfcc").apply({}, audio, method=GRNN.frontend)
+
+
 @pytest.mark.parametrize("hidden_sizes", [(64, 64, 32, 32), (64, 128, 32, 32)])
 def test_grnn_param_count_at_authors_shapes(hidden_sizes):
   variables = jax.eval_shape(functools.partial(GRNN(hidden_sizes=hidden_sizes).init, train=False),

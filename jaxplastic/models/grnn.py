@@ -1,4 +1,4 @@
-"""Gated recurrent network (GRNN): stacked GRUs on linear cepstra, final state -> linear head.
+"""Gated recurrent network (GRNN): stacked GRUs on linear cepstra (or LFCC), final state -> linear head.
 
 Two GRU cells share one parametrisation, with one affine map (kernel and bias) per gate and side
 so that surgery can see (and grow) each gate matrix on its own. `cell="pytorch"` is nn.GRU:
@@ -143,7 +143,10 @@ class GRNN(nn.Module):
   Attributes:
     num_classes: number of output logits (2: index 1 = bona fide, 0 = spoof).
     hidden_sizes: units of each GRU layer, bottom to top.
-    n_fft, hop_length, num_coeffs: linear-cepstrum front-end settings.
+    features: "lc" (the authors' linear cepstra: log power spectrum -> DCT, an envelope) or "lfcc" (the
+      ASVspoof 2019 baseline's LFCC with deltas and delta-deltas, 3 * num_coeffs per frame).
+    n_fft, hop_length, num_coeffs: front-end settings; win_length (lfcc only; 0 = n_fft) and num_filters
+      (lfcc only) as in `frontends.lfcc`.
     unroll: time steps per scan iteration (speed only; results are unchanged).
     cell: "pytorch" (nn.GRU's equations) or "authors" (the authors' GRU: reset before the hidden
       matrix, h' = (1 - z) h + z n); same parameters either way.
@@ -156,17 +159,26 @@ class GRNN(nn.Module):
 
   num_classes: int = 2
   hidden_sizes: tuple[int, ...] = (64, 64, 32, 32)
+  features: str = "lc"
   n_fft: int = 1024
   hop_length: int = 512
+  win_length: int = 0
+  num_filters: int = 20
   num_coeffs: int = 20
   unroll: int = 1
   cell: str = "pytorch"  # "pytorch": nn.GRU equations; "authors": the authors' GRU cell
   dtype: Any = jnp.float32
 
   def frontend(self, audio: Array) -> Array:
-    """Raw audio [B, num_samples] -> linear cepstra [B, frames, num_coeffs]."""
+    """Raw audio [B, num_samples] -> features [B, frames, num_coeffs (lc) or 3 * num_coeffs (lfcc)]."""
     if audio.ndim != 2:
       raise ValueError(f"GRNN expects audio of shape [batch, samples], got {audio.shape}")
+    if self.features == "lfcc":
+      return frontends.lfcc(audio, n_fft=self.n_fft, hop_length=self.hop_length,
+                            win_length=self.win_length or self.n_fft, num_filters=self.num_filters,
+                            num_coeffs=self.num_coeffs)
+    if self.features != "lc":
+      raise ValueError(f"GRNN.features must be 'lc' or 'lfcc', got {self.features!r}")
     return frontends.linear_cepstrum(audio, n_fft=self.n_fft, hop_length=self.hop_length,
                                      num_coeffs=self.num_coeffs)
 
