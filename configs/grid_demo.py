@@ -36,8 +36,8 @@ demo corpus grows, scale E down in proportion.
 import ml_collections
 
 # Epochs per trained stage, per model (the per-cell budget).
-RESNET_EPOCHS = 3
-GRNN_EPOCHS = 12
+RESNET_EPOCHS = 2
+GRNN_EPOCHS = 8
 WAV2VEC_EPOCHS = 3
 
 
