@@ -4,8 +4,8 @@
   python run.py --config=configs/demo.py:grnn --workdir=runs/demo_grnn
 
 `make demo` runs both and prints the comparison. The recipe differs from the paper configs it imports in named
-fields (docs/demo_corpus.md, "Why the models stayed near chance"): repeat padding, ResNet-18's frame count and hop, and the
-GRNN's input (LFCC with deltas, 2 s), learning rate and epochs.
+fields (docs/demo_corpus.md, "Why the models stayed near chance"): repeat padding, ResNet-18's frame count and
+hop, and the GRNN's input (LFCC with deltas, 2 s), learning rate and epochs.
 """
 
 from configs import base

@@ -31,6 +31,8 @@ The sweep (`:sweep`, 4 ResNet stages + 4 GRU layers, reusing the baselines): 3 x
 3 x 4 x (2.7 x 12 + 10) ~ 28 + 8 min. `:wav2vec` (configs/demo_wav2vec.py measured ~16 s per baseline and ~26 s
 per grown epoch under load): 3 seeds x (3 + 3 + 3 + 4 x 3 epochs) x ~20 s + 3 x 7 stages x 30 s ~ 32 min. If the
 demo corpus grows, scale E down in proportion.
+These estimates predate the current recipe (ResNet-18 hop 256, GRNN on LFCC over 2 s) and budget (E = 2 ResNet-18,
+E = 8 GRNN): the main grid at these settings took 77 min (2026-11-30, 2 cores, partly beside test runs).
 """
 
 import ml_collections
