@@ -154,6 +154,24 @@ def test_band_is_the_voice_s_in_every_class():
       assert kinds == {True, False}
 
 
+@pytest.mark.parametrize("num_wide", [3, 4, 5])
+def test_default_corpus_keeps_one_band(tmp_path, monkeypatch, num_wide):
+  # Four or more wideband voices: the default corpus drops the narrowband ones (one channel group); fewer: all.
+  wide, narrow = tmp_path / "wide.wav", tmp_path / "narrow.wav"
+  sf.write(wide, np.zeros(1600), 16000)
+  sf.write(narrow, np.zeros(800), 8000)
+  extra = [demo.SpeechSource(f"w{i}", str(wide), speaker=f"W{i // 2}") for i in range(2 * num_wide - 1)]
+  extra += [demo.SpeechSource(f"n{i}", str(narrow), speaker=f"N{i}") for i in range(3)]
+  extra.append(demo.SpeechSource("mixed8k", str(narrow), speaker="W0"))
+  monkeypatch.setattr(demo, "optional_speech_sources", lambda: extra)
+  names = [s.name for s in demo.find_speech_sources("default")]
+  everything = [demo.fixed_speech_source().name] + [s.name for s in extra]
+  if num_wide < 4:  # wideband voices: the ARCTIC sample and W1.. (one 8 kHz file makes W0 narrowband)
+    assert names == everything
+  else:
+    assert names == [demo.fixed_speech_source().name] + [f"w{i}" for i in range(2, 2 * num_wide - 1)]
+
+
 def test_same_seed_is_bit_identical_other_seed_differs(tiny, tmp_path):
   # Two worker processes instead of one: the bytes must not depend on who renders what.
   again = demo.make_demo_corpus(str(tmp_path / "a"), seed=0, size="tiny", num_workers=2)
