@@ -19,20 +19,12 @@ Cells are the demo configs' stages (configs/demo.py, demo_dropin.py, demo_plasti
 epochs per trained stage. The same command runs on another corpus:
   --config.data.corpus=asvspoof2019_la --config.data.root=/data/LA   (see configs/grid_la.py for the paper sizes)
 
-Budget (2 idle CPU cores; epoch times from configs/demo.py's README measurement, made with the widening layout:
-ResNet-18 ~23 s per baseline epoch, ~35 s per frozen-dropin and ~39 s per grown/unfrozen epoch; GRNN ~2.3 / 2.5 /
-3.0 s). Per seed and E epochs
-per stage a model trains baseline E + dropin frozen E + dropin unfrozen E + plasticity (grown E + pruned E):
-ResNet-18 (23 + 35 + 39 + 39 + 23) E = 159 E s, GRNN (2.3 + 2.5 + 3.0 + 3.0 + 2.3) E = 13.1 E s. Each of the 8
-trained-or-loaded stages per seed also compiles, measures its step and scores dev and eval: about 30 s (ResNet-18)
-and 10 s (GRNN). Three seeds with E = 3 (ResNet-18) and E = 12 (GRNN):
-  3 x (159 x 3 + 8 x 30) + 3 x (13.1 x 12 + 8 x 10) = 2151 + 712 s  ~ 48 min.
-The sweep (`:sweep`, 4 ResNet stages + 4 GRU layers, reusing the baselines): 3 x 4 x (37 x 3 + 30) +
-3 x 4 x (2.7 x 12 + 10) ~ 28 + 8 min. `:wav2vec` (configs/demo_wav2vec.py measured ~16 s per baseline and ~26 s
-per grown epoch under load): 3 seeds x (3 + 3 + 3 + 4 x 3 epochs) x ~20 s + 3 x 7 stages x 30 s ~ 32 min. If the
-demo corpus grows, scale E down in proportion.
-These estimates predate the current recipe (ResNet-18 hop 256, GRNN on LFCC over 2 s) and budget (E = 2 ResNet-18,
-E = 8 GRNN): the main grid at these settings took 77 min (2026-11-30, 2 cores, partly beside test runs).
+Budget, measured (2 idle CPU cores, corpus version 4, 2026-12-01): the main grid took 2,797 s = 47 min, GRNN 19 min
+and ResNet-18 28 min. Per seed, the wall time of a cell's trained stages ("train s" in table.md): ResNet-18
+baseline 96 s, dropin frozen 66, dropin unfrozen 117, plasticity 245; GRNN 63, 69, 88, 150. An epoch of a stage
+costs about (ResNet-18) 37 s baseline, 23 s frozen dropin, 46 s unfrozen, 61 s grown; (GRNN) 6.2 / 6.8 / 8.8 / 8.8 s;
+the rest of a cell is compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS /
+GRNN_EPOCHS from these. The sweep's time is in docs/results/README.md; `:wav2vec` has not been run on this corpus.
 """
 
 import ml_collections
