@@ -27,6 +27,8 @@ def grnn_model():
       win_length=0,
       num_filters=20,
       num_coeffs=20,
+      # Append deltas and delta-deltas to the LFCC (lfcc only).
+      deltas=True,
       # GRU equations: "authors" (reset before the hidden matrix, h' = (1 - z) h + z h~) or "pytorch" (nn.GRU's).
       cell="authors",
       # lax.scan unroll factor of the time loop (speed only).

@@ -231,6 +231,11 @@ def test_grnn_features_field_selects_the_frontend():
   # The first GRU layer reads 3 * num_coeffs inputs.
   variables = model.init(jax.random.PRNGKey(0), audio, train=False)
   assert variables["params"]["gru1"]["input_r"]["kernel"].shape == (21, 6)
+  # deltas=False: the static coefficients alone, and the first layer reads num_coeffs inputs.
+  static = GRNN(**TINY_GRNN, features="lfcc", win_length=48, num_filters=9, deltas=False)
+  np.testing.assert_array_equal(np.asarray(static.apply({}, audio, method=GRNN.frontend)), ref[..., :7])
+  variables = static.init(jax.random.PRNGKey(0), audio, train=False)
+  assert variables["params"]["gru1"]["input_r"]["kernel"].shape == (7, 6)
   with pytest.raises(ValueError, match="features"):
     GRNN(**TINY_GRNN, features="mfcc").apply({}, audio, method=GRNN.frontend)
 

@@ -145,8 +145,8 @@ class GRNN(nn.Module):
     hidden_sizes: units of each GRU layer, bottom to top.
     features: "lc" (the authors' linear cepstra: log power spectrum -> DCT, an envelope) or "lfcc" (the
       ASVspoof 2019 baseline's LFCC with deltas and delta-deltas, 3 * num_coeffs per frame).
-    n_fft, hop_length, num_coeffs: front-end settings; win_length (lfcc only; 0 = n_fft) and num_filters
-      (lfcc only) as in `frontends.lfcc`.
+    n_fft, hop_length, num_coeffs: front-end settings; win_length (lfcc only; 0 = n_fft), num_filters
+      (lfcc only) and deltas (lfcc only: append deltas and delta-deltas) as in `frontends.lfcc`.
     unroll: time steps per scan iteration (speed only; results are unchanged).
     cell: "pytorch" (nn.GRU's equations) or "authors" (the authors' GRU: reset before the hidden
       matrix, h' = (1 - z) h + z n); same parameters either way.
@@ -165,18 +165,19 @@ class GRNN(nn.Module):
   win_length: int = 0
   num_filters: int = 20
   num_coeffs: int = 20
+  deltas: bool = True
   unroll: int = 1
   cell: str = "pytorch"  # "pytorch": nn.GRU equations; "authors": the authors' GRU cell
   dtype: Any = jnp.float32
 
   def frontend(self, audio: Array) -> Array:
-    """Raw audio [B, num_samples] -> features [B, frames, num_coeffs (lc) or 3 * num_coeffs (lfcc)]."""
+    """Raw audio [B, num_samples] -> features [B, frames, num_coeffs (lc; lfcc without deltas) or 3 * num_coeffs]."""
     if audio.ndim != 2:
       raise ValueError(f"GRNN expects audio of shape [batch, samples], got {audio.shape}")
     if self.features == "lfcc":
       return frontends.lfcc(audio, n_fft=self.n_fft, hop_length=self.hop_length,
                             win_length=self.win_length or self.n_fft, num_filters=self.num_filters,
-                            num_coeffs=self.num_coeffs)
+                            num_coeffs=self.num_coeffs, with_deltas=self.deltas)
     if self.features != "lc":
       raise ValueError(f"GRNN.features must be 'lc' or 'lfcc', got {self.features!r}")
     return frontends.linear_cepstrum(audio, n_fft=self.n_fft, hop_length=self.hop_length,
