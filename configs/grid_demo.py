@@ -19,12 +19,13 @@ Cells are the demo configs' stages (configs/demo.py, demo_dropin.py, demo_plasti
 epochs per trained stage. The same command runs on another corpus:
   --config.data.corpus=asvspoof2019_la --config.data.root=/data/LA   (see configs/grid_la.py for the paper sizes)
 
-Budget, measured (2 idle CPU cores, corpus version 4, 2026-12-01): the main grid took 2,797 s = 47 min, GRNN 19 min
-and ResNet-18 28 min. Per seed, the wall time of a cell's trained stages ("train s" in table.md): ResNet-18
-baseline 96 s, dropin frozen 66, dropin unfrozen 117, plasticity 245; GRNN 63, 69, 88, 150. An epoch of a stage
-costs about (ResNet-18) 37 s baseline, 23 s frozen dropin, 46 s unfrozen, 61 s grown; (GRNN) 6.2 / 6.8 / 8.8 / 8.8 s;
-the rest of a cell is compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS /
-GRNN_EPOCHS from these. The sweep's time is in docs/results/README.md; `:wav2vec` has not been run on this corpus.
+Budget, measured (2 idle CPU cores, corpus version 4, 2026-12-01): the main grid's ResNet-18 cells took 28 min and
+its GRNN cells 35 min (2,110 s, rerun alone after the GRNN's input became 256 LFCC filters), 63 min in all. Per
+seed, the wall time of a cell's trained stages ("train s" in table.md): ResNet-18 baseline 96 s, dropin frozen 66,
+dropin unfrozen 117, plasticity 245; GRNN 120, 119, 156, 283. An epoch of a stage costs about (ResNet-18) 37 s
+baseline, 23 s frozen dropin, 46 s unfrozen, 61 s grown; (GRNN) 11.7 / 11.6 / 15.7 / 15.6 s; the rest of a cell is
+compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS / GRNN_EPOCHS from these. The
+sweep's and `:wav2vec`'s times are in docs/results/README.md.
 """
 
 import ml_collections
