@@ -9,8 +9,8 @@ FFN 128, a 4-layer conv stack of 32 channels with wav2vec's 320x downsampling (1
 Optimiser as la_wav2vec.py except lr 3e-4 (from scratch).
 
 Measured on demo corpus version 1 (2 CPU cores shared with other jobs, load average 5-7; seed 42):
-5 min 3 s wall for the whole command, of which 2 min 25 s generated the demo corpus (skipped once it exists) and 2 min 38 s
-trained and scored the three stages (epochs of 16 s / 6 s / 26 s). EER % (dev / eval):
+5 min 3 s wall for the whole command, of which 2 min 25 s generated the demo corpus (skipped once it
+exists) and 2 min 38 s trained and scored the three stages (epochs of 16 s / 6 s / 26 s). EER % (dev / eval):
 baseline 41.8 / 48.4, dropin 41.2 / 48.1 (37,378 trainable of 214,994 parameters), dropin unfrozen
 37.5 / 47.2. The demo corpus is hard by design (eval attacks A05/A06 are unseen; a logistic
 regression on LFCC statistics gets 38.8 / 42.8), so these numbers only show that the pipeline runs
