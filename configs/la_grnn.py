@@ -31,6 +31,8 @@ def grnn_model():
       deltas=True,
       # GRU equations: "authors" (reset before the hidden matrix, h' = (1 - z) h + z h~) or "pytorch" (nn.GRU's).
       cell="authors",
+      # What the head reads: "last" (the authors': the top GRU's final state) or "mean" (its states averaged over time).
+      pooling="last",
       # lax.scan unroll factor of the time loop (speed only).
       unroll=1,
       dtype="float32",

@@ -15,6 +15,7 @@ import pytest
 from jaxplastic import frontends
 from jaxplastic import surgery
 from jaxplastic.models import GRNN, ResNet18, build_model
+from jaxplastic.models import grnn as grnn_lib
 from jaxplastic.models.grnn import GRULayer
 from jaxplastic.models.resnet import BasicBlock, max_pool
 
@@ -238,6 +239,29 @@ def test_grnn_features_field_selects_the_frontend():
   assert variables["params"]["gru1"]["input_r"]["kernel"].shape == (7, 6)
   with pytest.raises(ValueError, match="features"):
     GRNN(**TINY_GRNN, features="mfcc").apply({}, audio, method=GRNN.frontend)
+
+
+def test_grnn_pooling_reads_the_final_or_the_mean_state():
+  """pooling='last' feeds the head the top layer's final state, 'mean' its states averaged over time; the
+  parameters are the same, so one set of variables serves both."""
+  audio = jnp.asarray(_audio(batch=2))
+  last = GRNN(**TINY_GRNN)
+  variables = last.init(jax.random.PRNGKey(0), audio, train=False)
+  feats = last.apply({}, audio, method=GRNN.frontend)
+  x = jnp.swapaxes(feats, 0, 1)
+  for k, layer in enumerate(("gru1", "gru2", "gru3", "gru4")):
+    p = variables["params"][layer]
+    cat = lambda side, i: jnp.concatenate([p[f"{side}_{g}"]["kernel" if i == 0 else "bias"] for g in "rzn"], -1)
+    x = grnn_lib.gru_scan(x, cat("input", 0), cat("input", 1), cat("hidden", 0), cat("hidden", 1), cell="pytorch")
+  head = variables["params"]["head"]
+  for pooling, state in (("last", x[-1]), ("mean", x.mean(axis=0))):
+    logits, pooled = GRNN(**TINY_GRNN, pooling=pooling).apply(variables, audio, train=False, return_embedding=True)
+    np.testing.assert_allclose(np.asarray(pooled), np.asarray(state), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(state @ head["kernel"] + head["bias"]), rtol=1e-5,
+                               atol=1e-6)
+  assert np.abs(np.asarray(x[-1] - x.mean(axis=0))).max() > 1e-3  # the two differ on this input
+  with pytest.raises(ValueError, match="pooling"):
+    GRNN(**TINY_GRNN, pooling="max").apply(variables, audio, train=False)
 
 
 @pytest.mark.parametrize("hidden_sizes", [(64, 64, 32, 32), (64, 128, 32, 32)])

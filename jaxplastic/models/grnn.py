@@ -38,6 +38,7 @@ Array = jax.Array
 
 GATES = ("r", "z", "n")
 CELLS = ("pytorch", "authors")
+POOLINGS = ("last", "mean")
 
 
 class GateWeights(nn.Module):
@@ -150,6 +151,8 @@ class GRNN(nn.Module):
     unroll: time steps per scan iteration (speed only; results are unchanged).
     cell: "pytorch" (nn.GRU's equations) or "authors" (the authors' GRU: reset before the hidden
       matrix, h' = (1 - z) h + z n); same parameters either way.
+    pooling: what the head reads: "last" (the authors': the top layer's final state) or "mean" (its
+      states averaged over time, so every frame reaches the loss directly); same parameters either way.
     dtype: computation dtype (parameters stay float32).
   """
   # Kernels mapping a layer's hidden state to itself (regexes over full '/'-joined variable paths,
@@ -168,6 +171,7 @@ class GRNN(nn.Module):
   deltas: bool = True
   unroll: int = 1
   cell: str = "pytorch"  # "pytorch": nn.GRU equations; "authors": the authors' GRU cell
+  pooling: str = "last"  # "last": final state (the authors'); "mean": mean over time
   dtype: Any = jnp.float32
 
   def frontend(self, audio: Array) -> Array:
@@ -186,7 +190,7 @@ class GRNN(nn.Module):
   def __call__(self, audio: Array, *, train: bool, return_embedding: bool = False):
     """Raw audio [B, num_samples] -> logits [B, num_classes] (float32).
 
-    With return_embedding, returns (logits, final hidden state [B, hidden_sizes[-1]]).
+    With return_embedding, returns (logits, pooled top-layer state [B, hidden_sizes[-1]]).
     `train` is accepted for a uniform model interface; the GRNN has no train-only behaviour.
     """
     logits, final = self.from_features(self.frontend(audio), train=train)
@@ -194,19 +198,21 @@ class GRNN(nn.Module):
 
   @nn.compact
   def from_features(self, x: Array, *, train: bool) -> tuple[Array, Array]:
-    """Features [B, T, F] -> (logits [B, num_classes], final hidden state of the top layer)."""
+    """Features [B, T, F] -> (logits [B, num_classes], pooled top-layer state (see `pooling`))."""
     del train
     if not self.hidden_sizes:
       raise ValueError("GRNN needs at least one GRU layer (hidden_sizes is empty)")
     if self.cell not in CELLS:
       raise ValueError(f"GRNN.cell must be one of {CELLS}, got {self.cell!r}")
+    if self.pooling not in POOLINGS:
+      raise ValueError(f"GRNN.pooling must be one of {POOLINGS}, got {self.pooling!r}")
     # Only the first layer reads its input size from the data; the rest come from the config.
     in_sizes = (x.shape[-1],) + tuple(self.hidden_sizes[:-1])
     x = jnp.swapaxes(x, 0, 1)  # Time-major once for the whole stack.
     for k, (fan_in, hidden) in enumerate(zip(in_sizes, self.hidden_sizes)):
       x = GRULayer(fan_in, hidden, unroll=self.unroll, cell=self.cell, dtype=self.dtype,
                    name=f"gru{k + 1}")(x)
-    final = x[-1].astype(jnp.float32)
+    final = (x[-1] if self.pooling == "last" else jnp.mean(x, axis=0)).astype(jnp.float32)
     logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.xavier_uniform(),
                       name="head")(final)
     return logits, final
