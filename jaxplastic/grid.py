@@ -10,7 +10,8 @@ baseline cell (its first stage loads that cell's exported model instead of train
 against that baseline compares two models that share their start exactly. A finished cell (results.json, same
 config) is reused; an unfinished one resumes where it stopped, so re-running the grid continues it. At the end the
 grid writes table.md / table.csv (`jaxplastic.tables`), DET curves per model and, for sweep cells, the EER-vs-layer
-plot (`jaxplastic.plots`).
+plot (`jaxplastic.plots`). The methods `baseline_2x` / `baseline_3x` continue the baseline for one / two more stage
+budgets, so that the tables can also compare each method with a baseline that trained as long.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class Method:
     source: which entry of the model's `configs` provides the stages ("baseline", "dropin", "plasticity", ...).
     stages: names of that config's stages the cell runs, in order; the first is the baseline.
     from_baseline: the first stage loads the same seed's baseline cell instead of training.
+    continued: after its stages, the cell trains this many more stages of the same widths and per-stage budget
+      ("continued1", ...), each starting from the previous one's best with fresh optimizer moments as a method's
+      stages do: the baseline trained as long as a method, to separate the method from its extra epochs.
   """
   source: str
   stages: tuple[str, ...]
   from_baseline: bool = True
+  continued: int = 0
 
 
 # Adding a method: one line here (and, if it needs a new kind of config, an entry in the models' `configs`).
@@ -52,6 +57,9 @@ METHODS = {
     "dropin_unfrozen": Method("dropin", ("baseline", "dropin_unfrozen")),
     "plasticity": Method("plasticity", ("baseline", "grown", "pruned")),
     "lora": Method("lora", ("baseline", "lora")),
+    # The baseline trained for 2 and 3 stage budgets: as long as dropin (or the sweep) and plasticity train.
+    "baseline_2x": Method("baseline", ("baseline",), continued=1),
+    "baseline_3x": Method("baseline", ("baseline",), continued=2),
 }
 # The per-layer sweep (paper Fig. 5): the "dropin" config's baseline + dropin stages, the dropin stage's widths
 # replaced by the sweep point's; one method `sweep_k<k>` per layer index k.
@@ -189,6 +197,10 @@ def cell_config(grid: ml_collections.ConfigDict, workdir: str, model: str, metho
     if epochs >= 0:  # -1 keeps the config's own epochs
       st.num_epochs = epochs
     st.checkpoint = ""
+  for i in range(1, recipe.continued + 1):
+    more = copy.deepcopy(stages[-1])
+    more.name, more.start_from, more.start_point = f"continued{i}", stages[-1].name, "best"
+    stages.append(more)
   if recipe.from_baseline:
     stages[0].num_epochs = 0
     stages[0].checkpoint = cell_dir(os.path.abspath(workdir), model, BASELINE, seed)

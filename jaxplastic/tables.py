@@ -8,7 +8,9 @@ in each cell `<grid>/<model>/<method>/seed<k>/`), so the tables can be rebuilt a
 
 A cell's result is its exported stage (results.json `exported_stage`: the method's final model). EERs and
 per-attack EERs are the run's own records (`evaluation.evaluate`, the official DET computation); the bootstrap
-resamples the score files.
+resamples the score files. Where the grid also ran the baseline for longer (`baseline_2x`, `baseline_3x`), each
+method is compared, in a second table, with the baseline cell whose model had as many epochs behind it
+(`lineage_epochs`, from the cells' config.json).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from jaxplastic import evaluation
 
 BASELINE = "baseline"
 # Row order of the methods the grid knows; anything else (sweep points) follows in name order.
-METHOD_ORDER = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity", "lora", "continued")
+METHOD_ORDER = ("baseline", "baseline_2x", "baseline_3x", "dropin_frozen", "dropin_unfrozen", "plasticity", "lora")
 _SEED_DIR = re.compile(r"seed(\d+)$")
 
 
@@ -62,6 +64,41 @@ class Cell:
   def trained_records(self) -> list[dict]:
     """Records of the stages this cell trained (a loaded baseline has no epoch time)."""
     return [r for r in self.results["stages"] if r.get("epoch_seconds") is not None]
+
+  def config(self) -> dict | None:
+    """The cell's config.json (None where the folder has none)."""
+    path = os.path.join(self.workdir, "config.json")
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)
+
+
+def is_baseline_family(method: str) -> bool:
+  """The baseline and the baseline trained longer (`baseline_2x`, ...): the references of the tables."""
+  return method == BASELINE or method.startswith(BASELINE + "_")
+
+
+def lineage_epochs(config: Mapping | None, loaded_epochs: int | None) -> int | None:
+  """Epochs of training behind a cell's exported model, as configured: the exported stage's epochs plus those of
+  the stages it starts from, back to a fresh start ("init" or a first stage). A first stage that loads a checkpoint
+  counts `loaded_epochs` (the loaded model's own lineage; None: unknown, and so is the result)."""
+  if not config or not config.get("stages"):
+    return None
+  stages = config["stages"]
+  index = {st["name"]: i for i, st in enumerate(stages)}
+  i = index.get(config.get("export_stage") or stages[-1]["name"], len(stages) - 1)
+  total = 0
+  while True:
+    st = stages[i]
+    total += int(st.get("num_epochs") or 0)
+    if i == 0:
+      if st.get("checkpoint"):
+        return None if loaded_epochs is None else total + loaded_epochs
+      return total
+    if st.get("start_point") == "init":
+      return total
+    i = index[st["start_from"]] if st.get("start_from") else i - 1
 
 
 def find_cells(grid_dir: str) -> list[Cell]:
@@ -227,11 +264,13 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
   """(summary rows per (model, method), cell rows) for `cells`; the baseline of a cell is the cell of the same
   model and seed whose method is 'baseline'."""
   baselines = {(c.model, c.seed): c for c in cells if c.method == BASELINE}
+  epochs = _lineages(cells, baselines)
   cell_rows = []
   groups: dict[tuple, list[tuple[Cell, dict]]] = {}
   for c in sorted(cells, key=lambda c: (c.model, method_key(c.method), c.seed)):
     base = baselines.get((c.model, c.seed)) if c.method != BASELINE else None
     row = cell_row(c, base)
+    row["epochs"] = epochs[id(c)]
     cell_rows.append(row)
     groups.setdefault((c.model, c.method), []).append((c, row))
   rows = []
@@ -248,6 +287,8 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
     per_stage = sorted({k for r in crow for k in r if k.startswith(prefixes)} - {"eval_eer_trimmed"})
     for key in per_stage:
       out[key] = _stat(r.get(key) for r in crow)
+    lineage = {r["epochs"] for r in crow}
+    out["epochs"] = lineage.pop() if len(lineage) == 1 else None
     out["params_total"] = crow[0]["params_total"]
     out["params_trainable"] = crow[0]["params_trainable"]
     out["peak_memory_kind"] = sorted({r["peak_memory_kind"] for r in crow if r.get("peak_memory_kind")})
@@ -263,8 +304,50 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
                                    evaluation.read_score_file(base.score_path("eval")), where))
       if pairs and bootstrap_samples > 0:
         out["paired"] = paired_bootstrap(pairs, samples=bootstrap_samples, seed=bootstrap_seed)
+    out.update(_against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed))
     rows.append(out)
   return rows, cell_rows
+
+
+def _lineages(cells: Sequence[Cell], baselines: Mapping) -> dict[int, int | None]:
+  """id(cell) -> `lineage_epochs`, a loaded first stage counting the same seed's baseline cell's."""
+  own = {id(c): lineage_epochs(c.config(), None) for c in cells}
+  out = {}
+  for c in cells:
+    base = baselines.get((c.model, c.seed))
+    loaded = own[id(base)] if base is not None and base is not c else None
+    out[id(c)] = lineage_epochs(c.config(), loaded)
+  return out
+
+
+def _against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed) -> dict:
+  """The comparison of a method with the baseline-family cell of the same seed trained as many epochs
+  ('as_long_*' keys; empty where that is the plain baseline, or where some seed has no such cell)."""
+  method = members[0][0].method
+  if is_baseline_family(method):
+    return {}
+  refs = []
+  for c, _ in members:
+    same = [b for b in cells if b.model == c.model and b.seed == c.seed and is_baseline_family(b.method)
+            and epochs[id(c)] is not None and epochs[id(b)] == epochs[id(c)]]
+    if len(same) != 1:
+      return {}
+    refs.append((c, same[0]))
+  names = {b.method for _, b in refs}
+  if len(names) != 1 or names == {BASELINE}:
+    return {}
+  rels = [relative_change(_metric(c.record, "eval"), _metric(b.record, "eval")) for c, b in refs]
+  rels = [r for r in rels if r is not None]
+  out = {"as_long_reference": names.pop(), "as_long_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
+         "as_long_rel_eval_change": None if not rels else {"mean": float(np.mean(rels)), "min": float(np.min(rels)),
+                                                           "max": float(np.max(rels)), "values": rels},
+         "as_long_paired": None}
+  if bootstrap_samples > 0:
+    pairs = [paired_arrays(evaluation.read_score_file(c.score_path("eval")),
+                           evaluation.read_score_file(b.score_path("eval")), f"{c.workdir} vs {b.workdir}")
+             for c, b in refs]
+    out["as_long_paired"] = paired_bootstrap(pairs, samples=bootstrap_samples, seed=bootstrap_seed)
+  return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -342,6 +425,19 @@ def markdown(rows: Sequence[Mapping]) -> str:
                     + " |")
     out += "\n\nPer-attack eval EER % (all eval bona fide vs that attack), mean ± std over seeds:\n\n"
     out += "\n".join(alines)
+  long_rows = [r for r in rows if r.get("as_long_reference")]
+  if long_rows:
+    lhead = ["model", "method", "epochs", "reference", "reference eval EER %", "method eval EER %",
+             "rel. eval EER change, mean [range]", "paired Δ eval EER pp [95 % CI]"]
+    llines = ["| " + " | ".join(lhead) + " |", "|" + "---|" * len(lhead)]
+    for r in long_rows:
+      llines.append("| " + " | ".join([r["model"], r["method"], str(r["epochs"]), r["as_long_reference"],
+                                       _pm(r["as_long_eval_eer"]), _pm(r["eval_eer"]),
+                                       _rel(r["as_long_rel_eval_change"]), _paired(r["as_long_paired"])]) + " |")
+    out += ("\n\nAgainst the baseline trained as long: the same seed's baseline-family cell whose model has as many "
+            "epochs behind it (the baseline continued in stages of the same budget, optimizer moments restarting at "
+            "each, as a method's stages do), so the difference is the method's, not its extra epochs':\n\n")
+    out += "\n".join(llines)
   kinds = sorted({k for r in rows for k in r["peak_memory_kind"]})
   samples = next((r["paired"]["samples"] for r in rows if r["paired"]), None)
   out += ("\n\nEach cell's result is its exported stage (the method's final model), best checkpoint by dev EER. "
@@ -364,9 +460,9 @@ def _flat(row: Mapping) -> dict:
       if "min" in v:
         out[f"{k}_min"], out[f"{k}_max"] = v["min"], v["max"]
       out[f"{k}_per_seed"] = " ".join(f"{x:.6g}" for x in v["values"])
-    elif k == "paired":
+    elif k in ("paired", "as_long_paired"):
       for pk in ("diff_pp", "diff_low", "diff_high", "rel", "rel_low", "rel_high", "excludes_zero", "samples"):
-        out[f"paired_{pk}"] = None if v is None else v[pk]
+        out[f"{k}_{pk}"] = None if v is None else v[pk]
     elif isinstance(v, (list, tuple)):
       out[k] = " ".join(str(x) for x in v)
     else:

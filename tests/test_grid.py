@@ -337,3 +337,76 @@ def test_config_differences_ignore_host_only_settings():
             "mesh": {"data": 2}}
   # Workers and the distributed start-up do not change results; the mesh changes float rounding, so it counts.
   assert grid.config_differences(stored, wanted) == ["mesh.data"]
+
+
+def test_baseline_trained_longer_continues_the_baseline_cell(tmp_path):
+  g = grid_demo.get_config()
+  g.methods = ("baseline", "baseline_2x", "baseline_3x", "plasticity")
+  assert [me for m, me, s in grid.expand(g) if m == "grnn" and s == 42] == list(g.methods)
+  config = grid.cell_config(g, str(tmp_path), "grnn", "baseline_3x", 42)
+  experiment.validate(config)
+  budget = g.models.grnn.epochs_per_stage
+  assert [(st.name, st.start_from, st.start_point, st.num_epochs, st.kind, st.trainable, dict(st.widths))
+          for st in config.stages] == [("baseline", "", "best", 0, "train", "all", {}),
+                                       ("continued1", "baseline", "best", budget, "train", "all", {}),
+                                       ("continued2", "continued1", "best", budget, "train", "all", {})]
+  assert config.stages[0].checkpoint == grid.cell_dir(str(tmp_path), "grnn", "baseline", 42)
+  assert config.export_stage == "continued2"
+  assert [st.name for st in grid.cell_config(g, str(tmp_path), "resnet18", "baseline_2x", 43).stages] == [
+      "baseline", "continued1"]
+
+
+def _write_config(workdir, stages, export=""):
+  """config.json with the fields `tables.lineage_epochs` reads."""
+  full = [dict(dict(name="", num_epochs=0, start_from="", start_point="best", checkpoint=""), **st) for st in stages]
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump({"stages": full, "export_stage": export or full[-1]["name"]}, f)
+
+
+def test_lineage_epochs_follow_start_from_back_to_a_fresh_start():
+  loaded = [dict(name="baseline", checkpoint="/g/baseline/seed1")]
+  plast = {"stages": loaded + [dict(name="grown", num_epochs=2, start_from="baseline"),
+                               dict(name="pruned", num_epochs=3, start_from="grown")], "export_stage": "pruned"}
+  assert tables.lineage_epochs(plast, 4) == 4 + 2 + 3
+  assert tables.lineage_epochs(plast, None) is None  # the loaded model's epochs are unknown
+  # dropin_unfrozen from a fresh init: its own epochs only, whatever the baseline had.
+  unfrozen = {"stages": loaded + [dict(name="dropin", num_epochs=2, start_from="baseline"),
+                                  dict(name="dropin_unfrozen", num_epochs=2, start_from="baseline",
+                                       start_point="init")], "export_stage": "dropin_unfrozen"}
+  assert tables.lineage_epochs(unfrozen, 4) == 2
+  # The exported stage, not the last: dropin (2) on the loaded baseline (4).
+  assert tables.lineage_epochs(dict(unfrozen, export_stage="dropin"), 4) == 6
+  assert tables.lineage_epochs({"stages": [dict(name="baseline", num_epochs=5)]}, None) == 5
+  assert tables.lineage_epochs(None, 3) is None
+
+
+def test_methods_are_compared_with_the_baseline_trained_as_long(tmp_path):
+  grid = str(tmp_path / "grid")
+  loaded = dict(name="baseline", checkpoint="x")
+  for seed, base, long, plast in ((1, 50.0, 25.0, 0.0), (2, 75.0, 50.0, 50.0)):
+    _write_config(_write_cell(grid, "m", "baseline", seed, base, dev_eer=base), [dict(name="baseline", num_epochs=2)])
+    w = _write_cell(grid, "m", "baseline_3x", seed, long, dev_eer=long, stage="continued2", index=2)
+    _write_config(w, [loaded, dict(name="continued1", num_epochs=2, start_from="baseline"),
+                      dict(name="continued2", num_epochs=2, start_from="continued1")])
+    w = _write_cell(grid, "m", "plasticity", seed, plast, dev_eer=plast, stage="pruned", index=2)
+    _write_config(w, [loaded, dict(name="grown", num_epochs=2, start_from="baseline"),
+                      dict(name="pruned", num_epochs=2, start_from="grown")])
+    w = _write_cell(grid, "m", "dropin_unfrozen", seed, plast, dev_eer=plast, stage="dropin_unfrozen", index=1)
+    _write_config(w, [loaded, dict(name="dropin_unfrozen", num_epochs=2, start_from="baseline", start_point="init")])
+  rows = {r["method"]: r for r in tables.write_tables(grid, bootstrap_samples=50)}
+  assert [r for r in rows] == ["baseline", "baseline_3x", "dropin_unfrozen", "plasticity"]
+  assert (rows["baseline"]["epochs"], rows["baseline_3x"]["epochs"], rows["plasticity"]["epochs"],
+          rows["dropin_unfrozen"]["epochs"]) == (2, 6, 6, 2)
+  p = rows["plasticity"]
+  assert p["as_long_reference"] == "baseline_3x"
+  # Against the plain baseline: (0-50)/50 = -1, (50-75)/75 = -1/3; against baseline_3x: (0-25)/25 = -1, 0.
+  assert p["rel_eval_change"]["values"] == pytest.approx([-1.0, -1 / 3])
+  assert p["as_long_rel_eval_change"]["values"] == pytest.approx([-1.0, 0.0])
+  assert p["as_long_eval_eer"]["values"] == [25.0, 50.0]
+  assert p["as_long_paired"]["diff_pp"] == pytest.approx(-12.5)
+  # Trained as long as the baseline itself (fresh start, 2 epochs): the main table already is that comparison.
+  assert "as_long_reference" not in rows["dropin_unfrozen"] and "as_long_reference" not in rows["baseline_3x"]
+  md = open(os.path.join(grid, "table.md")).read()
+  assert "| m | plasticity | 6 | baseline_3x | 37.50 ± 17.68 | 25.00 ± 35.36 | -50.0 % [-100.0, +0.0] |" in md
+  header = open(os.path.join(grid, "table.csv")).readline().strip().split(",")
+  assert "as_long_paired_diff_pp" in header and "as_long_rel_eval_change_mean" in header
