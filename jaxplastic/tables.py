@@ -280,9 +280,7 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
                            "seeds": [r["seed"] for r in crow]}
     for key in ("dev_eer", "eval_eer", "eval_min_tdcf", "dev_eer_trimmed", "eval_eer_trimmed", "train_seconds"):
       out[key] = _stat(r[key] for r in crow)
-    rels = [r["rel_eval_change"] for r in crow if r["rel_eval_change"] is not None]
-    out["rel_eval_change"] = None if not rels else {"mean": float(np.mean(rels)), "min": float(np.min(rels)),
-                                                     "max": float(np.max(rels)), "values": rels}
+    out["rel_eval_change"] = _rel_stat(r["rel_eval_change"] for r in crow)
     prefixes = ("epoch_s_", "step_ms_", "peak_mib_", "eval_eer_")
     per_stage = sorted({k for r in crow for k in r if k.startswith(prefixes)} - {"eval_eer_trimmed"})
     for key in per_stage:
@@ -294,29 +292,38 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
     out["peak_memory_kind"] = sorted({r["peak_memory_kind"] for r in crow if r.get("peak_memory_kind")})
     out["paired"] = None
     if method != BASELINE:
-      pairs = []
-      for c, _ in members:
-        base = baselines.get((c.model, c.seed))
-        if base is None:
-          continue
-        where = f"{c.workdir} vs {base.workdir}"
-        pairs.append(paired_arrays(evaluation.read_score_file(c.score_path("eval")),
-                                   evaluation.read_score_file(base.score_path("eval")), where))
-      if pairs and bootstrap_samples > 0:
-        out["paired"] = paired_bootstrap(pairs, samples=bootstrap_samples, seed=bootstrap_seed)
+      refs = [(c, baselines[c.model, c.seed]) for c, _ in members if (c.model, c.seed) in baselines]
+      out["paired"] = _paired_against(refs, bootstrap_samples, bootstrap_seed)
     out.update(_against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed))
     rows.append(out)
   return rows, cell_rows
 
 
+def _rel_stat(values: Iterable) -> dict | None:
+  """Mean, min, max and values of relative changes (None entries dropped; None when none is left)."""
+  rels = [v for v in values if v is not None]
+  return None if not rels else {"mean": float(np.mean(rels)), "min": float(np.min(rels)),
+                                "max": float(np.max(rels)), "values": rels}
+
+
+def _paired_against(refs: Sequence[tuple[Cell, Cell]], bootstrap_samples: int, bootstrap_seed: int) -> dict | None:
+  """`paired_bootstrap` of each (cell, reference cell)'s eval scores; None without pairs or replicates."""
+  pairs = [paired_arrays(evaluation.read_score_file(c.score_path("eval")),
+                         evaluation.read_score_file(b.score_path("eval")), f"{c.workdir} vs {b.workdir}")
+           for c, b in refs]
+  return paired_bootstrap(pairs, samples=bootstrap_samples, seed=bootstrap_seed) if pairs and bootstrap_samples > 0 \
+      else None
+
+
 def _lineages(cells: Sequence[Cell], baselines: Mapping) -> dict[int, int | None]:
   """id(cell) -> `lineage_epochs`, a loaded first stage counting the same seed's baseline cell's."""
-  own = {id(c): lineage_epochs(c.config(), None) for c in cells}
+  configs = {id(c): c.config() for c in cells}
+  own = {i: lineage_epochs(config, None) for i, config in configs.items()}
   out = {}
   for c in cells:
     base = baselines.get((c.model, c.seed))
     loaded = own[id(base)] if base is not None and base is not c else None
-    out[id(c)] = lineage_epochs(c.config(), loaded)
+    out[id(c)] = lineage_epochs(configs[id(c)], loaded)
   return out
 
 
@@ -336,18 +343,11 @@ def _against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed) 
   names = {b.method for _, b in refs}
   if len(names) != 1 or names == {BASELINE}:
     return {}
-  rels = [relative_change(_metric(c.record, "eval"), _metric(b.record, "eval")) for c, b in refs]
-  rels = [r for r in rels if r is not None]
-  out = {"as_long_reference": names.pop(), "as_long_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
-         "as_long_rel_eval_change": None if not rels else {"mean": float(np.mean(rels)), "min": float(np.min(rels)),
-                                                           "max": float(np.max(rels)), "values": rels},
-         "as_long_paired": None}
-  if bootstrap_samples > 0:
-    pairs = [paired_arrays(evaluation.read_score_file(c.score_path("eval")),
-                           evaluation.read_score_file(b.score_path("eval")), f"{c.workdir} vs {b.workdir}")
-             for c, b in refs]
-    out["as_long_paired"] = paired_bootstrap(pairs, samples=bootstrap_samples, seed=bootstrap_seed)
-  return out
+  return {"as_long_reference": names.pop(),
+          "as_long_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
+          "as_long_rel_eval_change": _rel_stat(relative_change(_metric(c.record, "eval"), _metric(b.record, "eval"))
+                                               for c, b in refs),
+          "as_long_paired": _paired_against(refs, bootstrap_samples, bootstrap_seed)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
