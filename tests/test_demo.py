@@ -231,6 +231,87 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
   assert os.listdir(tmp_path) == []
 
 
+_SLOW_RENDER = """
+import time
+from jaxplastic.data import demo
+_real = demo._render
+def _slow(*args):
+  time.sleep(2.0)
+  _real(*args)
+demo._render = _slow
+"""
+
+_GENERATE = """
+import sys
+from jaxplastic.data import demo
+demo.make_demo_corpus(sys.argv[1], seed=0, size="tiny", num_workers=2)
+"""
+
+
+def _children(pid):
+  kids = []
+  for name in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{name}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+      continue
+    if name.isdigit() and int(fields[1]) == pid:
+      kids.append(int(name))
+  return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process parents from /proc")
+def test_killed_generation_stops_its_workers(tmp_path):
+  """SIGKILL of the generating process: its pool workers stop too instead of rendering on into the partial folder."""
+  import signal
+  import subprocess
+  import time
+  hooks = tmp_path / "hooks"
+  hooks.mkdir()
+  # sitecustomize runs in the spawned workers as well, so every utterance takes >= 2 s there.
+  (hooks / "sitecustomize.py").write_text(_SLOW_RENDER)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hooks)] + sys.path))
+  out = tmp_path / "out"
+  proc = subprocess.Popen([sys.executable, "-c", _GENERATE, str(out)], env=env)
+  workers = set()
+  try:
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".LA.partial-*/*/flac/*.flac")):
+      assert proc.poll() is None, "generation ended before it could be interrupted"
+      time.sleep(0.2)
+    assert list(out.glob(".LA.partial-*/*/flac/*.flac")), "no file was rendered within 120 s"
+    # The pool's workers (not the resource tracker, which exits on its own schedule).
+    workers = {w for w in _children(proc.pid) if _is_worker(w)}
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    t0 = time.time()
+    alive = workers
+    while alive and time.time() - t0 < 10:
+      time.sleep(0.2)
+      alive = [w for w in workers if _is_worker(w)]
+    assert not alive, f"workers {alive} still run 10 s after their parent was killed"
+  finally:
+    for w in workers:
+      try:
+        os.kill(w, signal.SIGKILL)
+      except OSError:
+        pass
+
+
+def _is_worker(pid):
+  """Whether `pid` is a live (not zombie) multiprocessing spawn worker."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      state = f.read().rsplit(")", 1)[1].split()[0]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+      cmd = f.read()
+  except (OSError, IndexError):
+    return False
+  return state != "Z" and b"spawn_main" in cmd
+
+
 def test_ensure_regenerates_on_other_settings_and_refuses_foreign_data(tmp_path, monkeypatch):
   la_dir = tmp_path / "LA"
   la_dir.mkdir()

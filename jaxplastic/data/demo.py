@@ -281,11 +281,14 @@ def _plan(lengths: list[int], seed: int, size: str, voices: list[str] | None = N
 # Rendering (runs in worker processes).
 
 _WORKER_SOURCES: list[SpeechSource] = []
+# The pid of the process that started this pool worker (None outside a pool).
+_PARENT_PID: int | None = None
 
 
-def _init_worker(sources: list[SpeechSource]) -> None:
-  global _WORKER_SOURCES
+def _init_worker(sources: list[SpeechSource], parent_pid: int | None = None) -> None:
+  global _WORKER_SOURCES, _PARENT_PID
   _WORKER_SOURCES = list(sources)
+  _PARENT_PID = parent_pid
   demo_attacks.import_vocoders()
 
 
@@ -345,6 +348,9 @@ def _render(utt: _Utterance, size: str, flac_path: str) -> None:
 def _render_batch(args: tuple[list[_Utterance], str, str]) -> int:
   utts, size, la_dir = args
   for utt in utts:
+    # A pool worker whose generating process was killed stops at once rather than write into a dead partial folder.
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+      os._exit(1)
     _render(utt, size, _flac_path(la_dir, utt))
   return len(utts)
 
@@ -411,7 +417,7 @@ def _generate(la_dir: str, seed: int, size: str, sources: list[SpeechSource],
     # spawn, not fork: the parent may already run JAX's threads.
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-        num_workers, mp_context=ctx, initializer=_init_worker, initargs=(sources,)) as pool:
+        num_workers, mp_context=ctx, initializer=_init_worker, initargs=(sources, os.getpid())) as pool:
       done = sum(pool.map(_render_batch, batches))
     assert done == len(plan)
   for split in SPLITS:
