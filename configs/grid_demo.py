@@ -89,6 +89,8 @@ def get_config(arg="main"):
   # GRNN: GRU layer k doubles; its old units never read the new ones (as in configs/la_grnn_dropin.py).
   config.models.grnn = model_spec("grnn", epochs=GRNN_EPOCHS, sweep_fields=("hidden_sizes",),
                                   sweep_dropin={"old_reads_new": False})
+  # Models of `models` to run in this invocation (e.g. ('resnet18',)); () = all.
+  config.model_names = ()
   # Methods run for every model that has their config family (see jaxplastic/grid.py METHODS); "sweep" expands
   # into one method sweep_k<k> per swept layer.
   config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity")

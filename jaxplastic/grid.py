@@ -123,16 +123,22 @@ def sweep_points(model_config: Mapping, sweep: Mapping) -> list[tuple[int, dict]
 
 
 def expand(grid: ml_collections.ConfigDict) -> list[tuple[str, str, int]]:
-  """The grid's cells as (model, method, seed): models in name order, then seeds, then methods with the baseline
-  first (every other cell of that seed starts from it)."""
+  """The grid's cells as (model, method, seed): models in name order (only those of `model_names` when it is set),
+  then seeds, then methods with the baseline first (every other cell of that seed starts from it)."""
   methods = tuple(grid.methods)
   unknown = [m for m in methods if m not in METHODS and m != SWEEP]
   if unknown:
     raise GridError(f"unknown methods {unknown}; known: {sorted(METHODS) + [SWEEP]}")
   if not grid.seeds:
     raise GridError("grid.seeds is empty")
+  only = tuple(grid.get("model_names") or ())
+  missing = [m for m in only if m not in grid.models]
+  if missing:
+    raise GridError(f"model_names {missing} are not in the grid's models {sorted(grid.models)}")
   cells = []
   for model, spec in grid.models.items():
+    if only and model not in only:
+      continue
     names = []
     for m in methods:
       if m == SWEEP:

@@ -410,3 +410,14 @@ def test_methods_are_compared_with_the_baseline_trained_as_long(tmp_path):
   assert "| m | plasticity | 6 | baseline_3x | 37.50 ± 17.68 | 25.00 ± 35.36 | -50.0 % [-100.0, +0.0] |" in md
   header = open(os.path.join(grid, "table.csv")).readline().strip().split(",")
   assert "as_long_paired_diff_pp" in header and "as_long_rel_eval_change_mean" in header
+
+
+def test_model_names_runs_only_the_named_models():
+  g = grid_demo.get_config()
+  every = grid.expand(g)
+  assert {m for m, _, _ in every} == {"grnn", "resnet18"}
+  g.model_names = ("resnet18",)
+  assert grid.expand(g) == [c for c in every if c[0] == "resnet18"]
+  g.model_names = ("resnet",)
+  with pytest.raises(grid.GridError, match="resnet"):
+    grid.expand(g)
