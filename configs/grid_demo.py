@@ -93,7 +93,8 @@ def get_config(arg="main"):
   config.model_names = ()
   # Methods run for every model that has their config family (see jaxplastic/grid.py METHODS); "sweep" expands
   # into one method sweep_k<k> per swept layer.
-  config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity")
+  # baseline_2x / baseline_3x train the baseline as long as dropin / plasticity (the equal-epoch control).
+  config.methods = ("baseline", "baseline_2x", "baseline_3x", "dropin_frozen", "dropin_unfrozen", "plasticity")
   if mode == "sweep":
     config.methods = ("baseline", "sweep")
   elif mode == "wav2vec":
@@ -103,7 +104,7 @@ def get_config(arg="main"):
     config.models.wav2vec = model_spec("wav2vec", epochs=WAV2VEC_EPOCHS, sweep_fields=("num_heads", "ffn_dims"))
     config.models.wav2vec.configs = ml_collections.ConfigDict(dict(
         baseline="configs.demo_wav2vec", dropin="configs.demo_wav2vec", plasticity="", lora=""))
-    config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "sweep")
+    config.methods = ("baseline", "baseline_2x", "dropin_frozen", "dropin_unfrozen", "sweep")
   config.seeds = (42, 43, 44)
   # Epochs per trained stage for models whose spec says -1; -1 here keeps each config's own epochs.
   config.epochs_per_stage = 3

@@ -1,6 +1,6 @@
 """The paper's grid at the authors' sizes: ResNet-18, GRNN and the small from-scratch Wav2Vec 2.0 x baseline /
-dropin frozen / dropin unfrozen / plasticity / LoRA (Wav2Vec only) x seeds 42, 43, 44, on ASVspoof 2019 LA (or PA,
-Fake-or-Real). Each cell uses its config's own epochs (the authors'); `:sweep` runs the per-layer dropin sweep
+baseline trained 2x and 3x as long (the equal-epoch control) / dropin frozen / dropin unfrozen / plasticity / LoRA
+(Wav2Vec only) x seeds 42, 43, 44, on ASVspoof 2019 LA (or PA, Fake-or-Real). Each cell uses its config's own epochs (the authors'); `:sweep` runs the per-layer dropin sweep
 (paper Fig. 5) for all three models into the same folder.
 
   python -m jaxplastic.grid --config=configs/grid_la.py --config.data.root=/data/LA --workdir=runs/grid_la
@@ -18,7 +18,7 @@ Wav2Vec sweep widens layer k (configs/la_wav2vec_small_dropin.py).
 
 This is GPU-sized work (the small Wav2Vec trains 45 epochs per baseline); `--config.epochs_per_stage=N` gives every
 trained stage N epochs instead, and `--config.models.wav2vec_small.configs.baseline=''` style overrides drop a
-model's method family.
+model's method family; `--config.model_names=('grnn',)` runs one model's cells.
 """
 
 import ml_collections
@@ -56,7 +56,8 @@ def get_config(arg="la"):
   for name, spec in config.models.items():
     spec.configs = ml_collections.ConfigDict(families[name])
   if mode != "sweep":
-    config.methods = ("baseline", "dropin_frozen", "dropin_unfrozen", "plasticity", "lora")
+    config.methods = ("baseline", "baseline_2x", "baseline_3x", "dropin_frozen", "dropin_unfrozen", "plasticity",
+                      "lora")
   # -1: every stage keeps its config's own epochs (the authors').
   config.epochs_per_stage = -1
   config.data = ml_collections.ConfigDict(dict(corpus=CORPORA[corpus], root=""))
