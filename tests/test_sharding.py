@@ -8,8 +8,9 @@ their tolerances are here. Layouts: "single" (a mesh of one device), "data4" (da
 Tolerance: float32 sums over the batch are reordered when the batch is split over devices (per-device partial sums,
 then an all-reduce), so the state after a few steps agrees to rounding, not bit for bit. It is compared leaf by leaf,
 relative to the leaf's largest entry (`_rel_diff`: max |a - b| / max(max |b|, 1e-3)), over parameters, BatchNorm
-statistics and optimizer moments. GRNN and Wav2Vec 2.0: RTOL = 2e-5 (measured: 3e-6). ResNet-18: RTOL_RESNET = 2e-4
-(measured: 4e-5); its BatchNorm backward over 8 noise rows is ill-conditioned: on ONE device, merely compiling the same
+statistics and optimizer moments. GRNN and Wav2Vec 2.0: RTOL = 2e-5 (measured: 3e-6). ResNet-18: RTOL_RESNET = 1e-3
+(measured: 4e-5 on the development machine, 2.5e-4 on another 2-core machine of the same kind, whose CPU differs;
+2e-4 was too tight there); its BatchNorm backward over 8 noise rows is ill-conditioned: on ONE device, merely compiling the same
 step with and without XLA's optimisations moves the state by 1.5e-4 after one step. The steps use SGD with momentum:
 Adam's first update is lr * sign(g), so a gradient entry that cancels to within rounding (e.g. a bias feeding
 BatchNorm) could flip sign and move by a whole lr; SGD keeps the state difference proportional to the gradient
@@ -45,7 +46,7 @@ from jaxplastic import train as train_lib  # noqa: E402
 # The state on 4 devices vs 1 after STEPS SGD steps: `_rel_diff` (see the module docstring). The steps move the
 # parameters by over 1e-2 relative (checked), hundreds of times more.
 RTOL = 2e-5
-RTOL_RESNET = 2e-4
+RTOL_RESNET = 1e-3
 # bfloat16 compute on 4 devices (FSDP) vs float32 on 1: each tensor's change over the steps agrees with its float32
 # change to this fraction of the largest float32 change (`_update_diff`). Measured: 0.08; bfloat16 on ONE device is
 # itself 0.06-0.12 off the float32 update (8-bit mantissas through the MFCC front end and the GRU recurrence).
