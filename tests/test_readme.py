@@ -41,4 +41,4 @@ def test_markdown_links_point_at_files_that_exist():
       checked += 1
       if not os.path.exists(os.path.join(os.path.dirname(page), target)):
         broken.append(f"{os.path.relpath(page, REPO)}: {target}")
-  assert checked >= 5 and not broken, broken
+  assert checked >= 3 and not broken, broken
