@@ -1,5 +1,5 @@
-"""The experiment grid on the demo corpus: ResNet-18 and GRNN x baseline / dropin frozen / dropin unfrozen /
-plasticity x seeds 42, 43, 44; `:sweep` adds the per-layer dropin sweep (paper Fig. 5) to the same folder.
+"""The experiment grid on the demo corpus: ResNet-18 and GRNN x baseline / baseline trained 2x and 3x as long (the
+equal-epoch control) / dropin frozen / dropin unfrozen / plasticity x seeds 42, 43, 44; `:sweep` adds the per-layer dropin sweep (paper Fig. 5) to the same folder.
 
   python -m jaxplastic.grid --config=configs/grid_demo.py --workdir=runs/grid_demo
   python -m jaxplastic.grid --config=configs/grid_demo.py:sweep --workdir=runs/grid_demo
@@ -19,11 +19,14 @@ Cells are the demo configs' stages (configs/demo.py, demo_dropin.py, demo_plasti
 epochs per trained stage. The same command runs on another corpus:
   --config.data.corpus=asvspoof2019_la --config.data.root=/data/LA   (see configs/grid_la.py for the paper sizes)
 
-Budget, measured (2 idle CPU cores, corpus version 4, 2026-12-01): the main grid's ResNet-18 cells took 28 min and
-its GRNN cells 35 min (2,110 s, rerun alone after the GRNN's input became 256 LFCC filters), 63 min in all. Per
-seed, the wall time of a cell's trained stages ("train s" in table.md): ResNet-18 baseline 96 s, dropin frozen 66,
-dropin unfrozen 117, plasticity 245; GRNN 120, 119, 156, 283. An epoch of a stage costs about (ResNet-18) 37 s
-baseline, 23 s frozen dropin, 46 s unfrozen, 61 s grown; (GRNN) 11.7 / 11.6 / 15.7 / 15.6 s; the rest of a cell is
+Budget, measured on 2 idle CPU cores, corpus version 4, 2026-12-01, on two machines of the same kind. Earlier
+machine, the four methods without the control: ResNet-18 28 min, GRNN 35 min. Per seed, the wall time of a cell's
+trained stages ("train s" in table.md): ResNet-18 baseline 96 s, dropin frozen 66, dropin unfrozen 117, plasticity
+245; GRNN 120, 119, 156, 283; an epoch about (ResNet-18) 37 s baseline, 23 s frozen dropin, 46 s unfrozen, 61 s
+grown; (GRNN) 11.7 / 11.6 / 15.7 / 15.6 s. A later machine (GRNN epochs ~20 s) ran the GRNN's six default methods
+in 91 min (train s per seed: baseline 206, baseline_2x 192, baseline_3x 399, dropin frozen 209, unfrozen 247,
+plasticity ~445) and ResNet-18's baseline / baseline_2x / dropin frozen in 31 min (213, 199, 157 s; epochs 83, 81,
+53 s). The rest of a cell is
 compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS / GRNN_EPOCHS from these. The
 sweep's and `:wav2vec`'s times are in docs/results/README.md.
 """
