@@ -1,5 +1,6 @@
 """The experiment grid on the demo corpus: ResNet-18 and GRNN x baseline / baseline trained 2x and 3x as long (the
-equal-epoch control) / dropin frozen / dropin unfrozen / plasticity x seeds 42, 43, 44; `:sweep` adds the per-layer dropin sweep (paper Fig. 5) to the same folder.
+equal-epoch control) / dropin frozen / dropin unfrozen / plasticity x seeds 42, 43, 44; `:sweep` adds the per-layer
+dropin sweep (paper Fig. 5) to the same folder.
 
   python -m jaxplastic.grid --config=configs/grid_demo.py --workdir=runs/grid_demo
   python -m jaxplastic.grid --config=configs/grid_demo.py:sweep --workdir=runs/grid_demo
@@ -26,9 +27,8 @@ trained stages ("train s" in table.md): ResNet-18 baseline 96 s, dropin frozen 6
 grown; (GRNN) 11.7 / 11.6 / 15.7 / 15.6 s. A later machine (GRNN epochs ~20 s) ran the GRNN's six default methods
 in 91 min (train s per seed: baseline 206, baseline_2x 192, baseline_3x 399, dropin frozen 209, unfrozen 247,
 plasticity ~445) and ResNet-18's baseline / baseline_2x / dropin frozen in 31 min (213, 199, 157 s; epochs 83, 81,
-53 s). The rest of a cell is
-compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS / GRNN_EPOCHS from these. The
-sweep's and `:wav2vec`'s times are in docs/results/README.md.
+53 s). The rest of a cell is compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS /
+GRNN_EPOCHS from these. The sweep's and `:wav2vec`'s times are in docs/results/README.md.
 """
 
 import ml_collections

@@ -1,7 +1,8 @@
 """The paper's grid at the authors' sizes: ResNet-18, GRNN and the small from-scratch Wav2Vec 2.0 x baseline /
 baseline trained 2x and 3x as long (the equal-epoch control) / dropin frozen / dropin unfrozen / plasticity / LoRA
-(Wav2Vec only) x seeds 42, 43, 44, on ASVspoof 2019 LA (or PA, Fake-or-Real). Each cell uses its config's own epochs (the authors'); `:sweep` runs the per-layer dropin sweep
-(paper Fig. 5) for all three models into the same folder.
+(Wav2Vec only) x seeds 42, 43, 44, on ASVspoof 2019 LA (or PA, Fake-or-Real). Each cell uses its config's own
+epochs (the authors'); `:sweep` runs the per-layer dropin sweep (paper Fig. 5) for all three models into the same
+folder.
 
   python -m jaxplastic.grid --config=configs/grid_la.py --config.data.root=/data/LA --workdir=runs/grid_la
   python -m jaxplastic.grid --config=configs/grid_la.py:sweep --config.data.root=/data/LA --workdir=runs/grid_la

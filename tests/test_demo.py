@@ -248,17 +248,24 @@ demo.make_demo_corpus(sys.argv[1], seed=0, size="tiny", num_workers=2)
 """
 
 
-def _children(pid):
-  kids = []
-  for name in os.listdir("/proc"):
-    try:
-      with open(f"/proc/{name}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-      continue
-    if name.isdigit() and int(fields[1]) == pid:
-      kids.append(int(name))
-  return kids
+def _stat(pid):
+  """/proc/<pid>/stat's fields after the command name (state, parent pid, ...), or None if it is gone."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()
+  except (OSError, IndexError):
+    return None
+
+
+def _is_worker(pid):
+  """Whether `pid` is a live (not zombie) multiprocessing spawn worker."""
+  fields = _stat(pid)
+  try:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+      cmd = f.read()
+  except OSError:
+    return False
+  return fields is not None and fields[0] != "Z" and b"spawn_main" in cmd
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process parents from /proc")
@@ -282,7 +289,8 @@ def test_killed_generation_stops_its_workers(tmp_path):
       time.sleep(0.2)
     assert list(out.glob(".LA.partial-*/*/flac/*.flac")), "no file was rendered within 120 s"
     # The pool's workers (not the resource tracker, which exits on its own schedule).
-    workers = {w for w in _children(proc.pid) if _is_worker(w)}
+    workers = {int(n) for n in os.listdir("/proc")
+               if n.isdigit() and (_stat(n) or [None, None])[1] == str(proc.pid) and _is_worker(n)}
     assert len(workers) == 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -298,18 +306,6 @@ def test_killed_generation_stops_its_workers(tmp_path):
         os.kill(w, signal.SIGKILL)
       except OSError:
         pass
-
-
-def _is_worker(pid):
-  """Whether `pid` is a live (not zombie) multiprocessing spawn worker."""
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      state = f.read().rsplit(")", 1)[1].split()[0]
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-      cmd = f.read()
-  except (OSError, IndexError):
-    return False
-  return state != "Z" and b"spawn_main" in cmd
 
 
 def test_ensure_regenerates_on_other_settings_and_refuses_foreign_data(tmp_path, monkeypatch):
