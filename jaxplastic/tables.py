@@ -10,7 +10,8 @@ A cell's result is its exported stage (results.json `exported_stage`: the method
 per-attack EERs are the run's own records (`evaluation.evaluate`, the official DET computation); the bootstrap
 resamples the score files. Where the grid also ran the baseline for longer (`baseline_2x`, `baseline_3x`), each
 method is compared, in a second table, with the baseline cell whose model had as many epochs behind it
-(`lineage_epochs`, from the cells' config.json).
+(`lineage_epochs`, from the cells' config.json), and in a third with the baseline cell that dev EER picks among those
+with at most as many epochs (the reference where training longer over-fits).
 """
 
 from __future__ import annotations
@@ -295,6 +296,7 @@ def build_rows(cells: Sequence[Cell], *, bootstrap_samples: int = 1000, bootstra
       refs = [(c, baselines[c.model, c.seed]) for c, _ in members if (c.model, c.seed) in baselines]
       out["paired"] = _paired_against(refs, bootstrap_samples, bootstrap_seed)
     out.update(_against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed))
+    out.update(_against_dev_selected(members, cells, epochs, bootstrap_samples, bootstrap_seed))
     rows.append(out)
   return rows, cell_rows
 
@@ -348,6 +350,33 @@ def _against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed) 
           "as_long_rel_eval_change": _rel_stat(relative_change(_metric(c.record, "eval"), _metric(b.record, "eval"))
                                                for c, b in refs),
           "as_long_paired": _paired_against(refs, bootstrap_samples, bootstrap_seed)}
+
+
+def _against_dev_selected(members, cells, epochs, bootstrap_samples, bootstrap_seed) -> dict:
+  """The comparison of a method with the baseline a practitioner with the same budget would keep: per seed, the
+  baseline-family cell with at most the method's epochs and the lowest dev EER (ties: fewer epochs)
+  ('dev_selected_*' keys; empty for the baseline family, where a seed has no epoch count, or where no seed has a
+  candidate besides the plain baseline, i.e. the grid ran no control)."""
+  if is_baseline_family(members[0][0].method):
+    return {}
+  refs, any_control = [], False
+  for c, _ in members:
+    if epochs[id(c)] is None:
+      return {}
+    pool = [b for b in cells if b.model == c.model and b.seed == c.seed and is_baseline_family(b.method)
+            and epochs[id(b)] is not None and epochs[id(b)] <= epochs[id(c)]
+            and _metric(b.record, "dev") is not None]
+    if not pool:
+      return {}
+    any_control |= any(b.method != BASELINE for b in pool)
+    refs.append((c, min(pool, key=lambda b: (_metric(b.record, "dev"), epochs[id(b)]))))
+  if not any_control:
+    return {}
+  return {"dev_selected_references": [b.method for _, b in refs],
+          "dev_selected_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
+          "dev_selected_rel_eval_change": _rel_stat(
+              relative_change(_metric(c.record, "eval"), _metric(b.record, "eval")) for c, b in refs),
+          "dev_selected_paired": _paired_against(refs, bootstrap_samples, bootstrap_seed)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -438,6 +467,20 @@ def markdown(rows: Sequence[Mapping]) -> str:
             "epochs behind it (the baseline continued in stages of the same budget, optimizer moments restarting at "
             "each, as a method's stages do), so the difference is the method's, not its extra epochs':\n\n")
     out += "\n".join(llines)
+  dev_rows = [r for r in rows if r.get("dev_selected_references")]
+  if dev_rows:
+    dhead = ["model", "method", "epochs", "reference per seed", "reference eval EER %", "method eval EER %",
+             "rel. eval EER change, mean [range]", "paired Δ eval EER pp [95 % CI]"]
+    dlines = ["| " + " | ".join(dhead) + " |", "|" + "---|" * len(dhead)]
+    for r in dev_rows:
+      dlines.append("| " + " | ".join([r["model"], r["method"], str(r["epochs"]),
+                                       " ".join(r["dev_selected_references"]), _pm(r["dev_selected_eval_eer"]),
+                                       _pm(r["eval_eer"]), _rel(r["dev_selected_rel_eval_change"]),
+                                       _paired(r["dev_selected_paired"])]) + " |")
+    out += ("\n\nAgainst the baseline picked by dev EER: per seed, of the baseline-family cells with at most the "
+            "method's epochs behind them, the one with the lowest dev EER (what the same budget buys with early "
+            "stopping on dev; the reference when training longer over-fits):\n\n")
+    out += "\n".join(dlines)
   kinds = sorted({k for r in rows for k in r["peak_memory_kind"]})
   samples = next((r["paired"]["samples"] for r in rows if r["paired"]), None)
   out += ("\n\nEach cell's result is its exported stage (the method's final model), best checkpoint by dev EER. "
@@ -460,7 +503,7 @@ def _flat(row: Mapping) -> dict:
       if "min" in v:
         out[f"{k}_min"], out[f"{k}_max"] = v["min"], v["max"]
       out[f"{k}_per_seed"] = " ".join(f"{x:.6g}" for x in v["values"])
-    elif k in ("paired", "as_long_paired"):
+    elif k in ("paired", "as_long_paired", "dev_selected_paired"):
       for pk in ("diff_pp", "diff_low", "diff_high", "rel", "rel_low", "rel_high", "excludes_zero", "samples"):
         out[f"{k}_{pk}"] = None if v is None else v[pk]
     elif isinstance(v, (list, tuple)):

@@ -414,6 +414,56 @@ def test_methods_are_compared_with_the_baseline_trained_as_long(tmp_path):
   assert "as_long_paired_diff_pp" in header and "as_long_rel_eval_change_mean" in header
 
 
+def _control_grid(grid, seeds, with_control=True):
+  """Baseline (2 epochs), baseline_2x (4), baseline_3x (6), dropin frozen (4) and plasticity (6) cells with configs;
+  `seeds` maps seed -> {method: (eval EER, dev EER)}."""
+  loaded = dict(name="baseline", checkpoint="x")
+  layouts = {
+      "baseline": ("baseline", 0, [dict(name="baseline", num_epochs=2)]),
+      "baseline_2x": ("continued1", 1, [loaded, dict(name="continued1", num_epochs=2, start_from="baseline")]),
+      "baseline_3x": ("continued2", 2, [loaded, dict(name="continued1", num_epochs=2, start_from="baseline"),
+                                        dict(name="continued2", num_epochs=2, start_from="continued1")]),
+      "dropin_frozen": ("dropin", 1, [loaded, dict(name="dropin", num_epochs=2, start_from="baseline")]),
+      "plasticity": ("pruned", 2, [loaded, dict(name="grown", num_epochs=2, start_from="baseline"),
+                                   dict(name="pruned", num_epochs=2, start_from="grown")]),
+  }
+  for seed, cells in seeds.items():
+    for method, (eval_eer, dev_eer) in cells.items():
+      if not with_control and method in ("baseline_2x", "baseline_3x"):
+        continue
+      stage, index, stages = layouts[method]
+      _write_config(_write_cell(grid, "m", method, seed, eval_eer, dev_eer, stage=stage, index=index), stages)
+  return {r["method"]: r for r in tables.write_tables(grid, bootstrap_samples=50)}
+
+
+def test_methods_are_compared_with_the_baseline_picked_by_dev_within_their_epochs(tmp_path):
+  seeds = {  # method: (eval EER, dev EER)
+      # dropin (4 epochs) may pick baseline_2x (dev 25) but not baseline_3x (dev 0, 6 epochs); plasticity picks it.
+      1: {"baseline": (50.0, 50.0), "baseline_2x": (25.0, 25.0), "baseline_3x": (75.0, 0.0),
+          "dropin_frozen": (0.0, 0.0), "plasticity": (0.0, 0.0)},
+      # A dev tie between baseline and baseline_2x goes to the fewer epochs: the plain baseline.
+      2: {"baseline": (25.0, 25.0), "baseline_2x": (50.0, 25.0), "baseline_3x": (0.0, 50.0),
+          "dropin_frozen": (0.0, 0.0), "plasticity": (25.0, 0.0)},
+  }
+  rows = _control_grid(str(tmp_path / "grid"), seeds)
+  d, p = rows["dropin_frozen"], rows["plasticity"]
+  assert d["dev_selected_references"] == ["baseline_2x", "baseline"]
+  assert d["dev_selected_eval_eer"]["values"] == [25.0, 25.0]
+  assert d["dev_selected_rel_eval_change"]["values"] == pytest.approx([-1.0, -1.0])
+  assert d["dev_selected_paired"]["diff_pp"] == pytest.approx(-25.0)
+  assert p["dev_selected_references"] == ["baseline_3x", "baseline"]
+  assert p["dev_selected_rel_eval_change"]["values"] == pytest.approx([-1.0, 0.0])  # (0-75)/75, (25-25)/25
+  assert all("dev_selected_references" not in rows[m] for m in ("baseline", "baseline_2x", "baseline_3x"))
+  md = open(os.path.join(tmp_path, "grid", "table.md")).read()
+  assert ("| m | dropin_frozen | 4 | baseline_2x baseline | 25.00 ± 0.00 | 0.00 ± 0.00 | -100.0 % [-100.0, -100.0] |"
+          in md)
+  assert "dev_selected_paired_diff_pp" in open(os.path.join(tmp_path, "grid", "table.csv")).readline()
+  # Without the control the main table already is this comparison: no third table.
+  rows = _control_grid(str(tmp_path / "plain"), seeds, with_control=False)
+  assert "dev_selected_references" not in rows["plasticity"]
+  assert "picked by dev" not in open(os.path.join(tmp_path, "plain", "table.md")).read()
+
+
 def test_model_names_runs_only_the_named_models():
   g = grid_demo.get_config()
   every = grid.expand(g)
