@@ -26,9 +26,9 @@ trained stages ("train s" in table.md): ResNet-18 baseline 96 s, dropin frozen 6
 245; GRNN 120, 119, 156, 283; an epoch about (ResNet-18) 37 s baseline, 23 s frozen dropin, 46 s unfrozen, 61 s
 grown; (GRNN) 11.7 / 11.6 / 15.7 / 15.6 s. A later machine (GRNN epochs ~20 s) ran the GRNN's six default methods
 in 91 min (train s per seed: baseline 206, baseline_2x 192, baseline_3x 399, dropin frozen 209, unfrozen 247,
-plasticity ~445) and ResNet-18's baseline / baseline_2x / dropin frozen in 31 min (213, 199, 157 s; epochs 83, 81,
-53 s). The rest of a cell is compiling, its step-time measurement and dev/eval scoring. Scale RESNET_EPOCHS /
-GRNN_EPOCHS from these. The sweep's and `:wav2vec`'s times are in docs/results/README.md.
+plasticity ~445) and ResNet-18's six in 96 min (213, 199, 362, 157, 275, 575 s; epochs 83 s baseline, 53 frozen
+dropin, 109 unfrozen, 144 grown). The rest of a cell is compiling, its step-time measurement and dev/eval scoring.
+Scale RESNET_EPOCHS / GRNN_EPOCHS from these. The sweep's and `:wav2vec`'s times are in docs/results/README.md.
 """
 
 import ml_collections
