@@ -425,6 +425,21 @@ def _stage_order(row):
   return lambda k: (order.get(k.split("_", 2)[-1], 9), k)
 
 
+def _reference_table(rows: Sequence[Mapping], prefix: str, name_head: str, name, title: str) -> str:
+  """A table of the rows that have a `<prefix>_*` comparison with another reference than the plain baseline."""
+  rows = [r for r in rows if name(r)]
+  if not rows:
+    return ""
+  head = ["model", "method", "epochs", name_head, "reference eval EER %", "method eval EER %",
+          "rel. eval EER change, mean [range]", "paired Δ eval EER pp [95 % CI]"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in rows:
+    lines.append("| " + " | ".join([r["model"], r["method"], str(r["epochs"]), name(r), _pm(r[f"{prefix}_eval_eer"]),
+                                     _pm(r["eval_eer"]), _rel(r[f"{prefix}_rel_eval_change"]),
+                                     _paired(r[f"{prefix}_paired"])]) + " |")
+  return f"\n\n{title}:\n\n" + "\n".join(lines)
+
+
 def markdown(rows: Sequence[Mapping]) -> str:
   """table.md: the main table, then per-attack eval EERs, then notes."""
   has_trim = any(r["eval_eer_trimmed"]["mean"] is not None for r in rows)
@@ -454,33 +469,16 @@ def markdown(rows: Sequence[Mapping]) -> str:
                     + " |")
     out += "\n\nPer-attack eval EER % (all eval bona fide vs that attack), mean ± std over seeds:\n\n"
     out += "\n".join(alines)
-  long_rows = [r for r in rows if r.get("as_long_reference")]
-  if long_rows:
-    lhead = ["model", "method", "epochs", "reference", "reference eval EER %", "method eval EER %",
-             "rel. eval EER change, mean [range]", "paired Δ eval EER pp [95 % CI]"]
-    llines = ["| " + " | ".join(lhead) + " |", "|" + "---|" * len(lhead)]
-    for r in long_rows:
-      llines.append("| " + " | ".join([r["model"], r["method"], str(r["epochs"]), r["as_long_reference"],
-                                       _pm(r["as_long_eval_eer"]), _pm(r["eval_eer"]),
-                                       _rel(r["as_long_rel_eval_change"]), _paired(r["as_long_paired"])]) + " |")
-    out += ("\n\nAgainst the baseline trained as long: the same seed's baseline-family cell whose model has as many "
-            "epochs behind it (the baseline continued in stages of the same budget, optimizer moments restarting at "
-            "each, as a method's stages do), so the difference is the method's, not its extra epochs':\n\n")
-    out += "\n".join(llines)
-  dev_rows = [r for r in rows if r.get("dev_selected_references")]
-  if dev_rows:
-    dhead = ["model", "method", "epochs", "reference per seed", "reference eval EER %", "method eval EER %",
-             "rel. eval EER change, mean [range]", "paired Δ eval EER pp [95 % CI]"]
-    dlines = ["| " + " | ".join(dhead) + " |", "|" + "---|" * len(dhead)]
-    for r in dev_rows:
-      dlines.append("| " + " | ".join([r["model"], r["method"], str(r["epochs"]),
-                                       " ".join(r["dev_selected_references"]), _pm(r["dev_selected_eval_eer"]),
-                                       _pm(r["eval_eer"]), _rel(r["dev_selected_rel_eval_change"]),
-                                       _paired(r["dev_selected_paired"])]) + " |")
-    out += ("\n\nAgainst the baseline picked by dev EER: per seed, of the baseline-family cells with at most the "
-            "method's epochs behind them, the one with the lowest dev EER (what the same budget buys with early "
-            "stopping on dev; the reference when training longer over-fits):\n\n")
-    out += "\n".join(dlines)
+  out += _reference_table(
+      rows, "as_long", "reference", lambda r: r.get("as_long_reference"),
+      "Against the baseline trained as long: the same seed's baseline-family cell whose model has as many epochs "
+      "behind it (the baseline continued in stages of the same budget, optimizer moments restarting at each, as a "
+      "method's stages do), so the difference is the method's, not its extra epochs'")
+  out += _reference_table(
+      rows, "dev_selected", "reference per seed", lambda r: " ".join(r.get("dev_selected_references") or ()),
+      "Against the baseline picked by dev EER: per seed, of the baseline-family cells with at most the method's "
+      "epochs behind them, the one with the lowest dev EER (what the same budget buys with early stopping on dev; "
+      "the reference when training longer over-fits)")
   kinds = sorted({k for r in rows for k in r["peak_memory_kind"]})
   samples = next((r["paired"]["samples"] for r in rows if r["paired"]), None)
   out += ("\n\nEach cell's result is its exported stage (the method's final model), best checkpoint by dev EER. "
