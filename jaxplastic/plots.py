@@ -171,15 +171,24 @@ def grid_plots(grid_dir: str) -> list[str]:
     if curves:
       written.append(save(det_plot(curves, title=f"{model}, eval, seed {first}"),
                           os.path.join(grid_dir, f"det_{model}.png")))
-    sweep = {}
-    for c in mine:
-      if c.method.startswith("sweep_k"):
-        sweep.setdefault(int(c.method[len("sweep_k"):]), []).append(c.record["eval"]["eer"])
+    sweep, base = sweep_series(mine)
     if sweep:
-      base = [c.record["eval"]["eer"] for c in mine if c.method == tables.BASELINE]
       written.append(save(sweep_plot(sweep, baseline=base or None, title=f"{model}: dropin into layer k"),
                           os.path.join(grid_dir, f"sweep_{model}.png")))
   return written
+
+
+def sweep_series(cells: Sequence[tables.Cell]) -> tuple[dict[int, list[float]], list[float]]:
+  """One model's sweep cells -> ({k: eval EER % per seed}, the baseline's eval EER % of the seeds the sweep ran),
+  so that the baseline band and the points cover the same seeds."""
+  sweep, seeds = {}, set()
+  for c in sorted(cells, key=lambda c: c.seed):
+    if c.method.startswith("sweep_k"):
+      sweep.setdefault(int(c.method[len("sweep_k"):]), []).append(c.record["eval"]["eer"])
+      seeds.add(c.seed)
+  base = [c.record["eval"]["eer"] for c in sorted(cells, key=lambda c: c.seed)
+          if c.method == tables.BASELINE and c.seed in seeds]
+  return sweep, base
 
 
 def main(argv: Sequence[str]) -> int:

@@ -8,6 +8,7 @@ from scipy.stats import norm
 
 from jaxplastic import evaluation
 from jaxplastic import plots
+from jaxplastic import tables
 
 
 def _lines(fig):
@@ -52,6 +53,18 @@ def test_sweep_plot_draws_every_seed_and_the_mean_with_sample_std():
   segments = [c for c in fig.axes[0].collections if len(getattr(c, "get_segments", lambda: [])()) == 2][0]
   np.testing.assert_allclose([s[:, 1] for s in segments.get_segments()], [[30.0, 34.0], [20.0, 24.0]])
   np.testing.assert_allclose(np.asarray(lines["baseline"].get_ydata(), float), [42.0, 42.0])
+
+
+def test_sweep_baseline_band_covers_the_seeds_the_sweep_ran():
+  def cell(method, seed, eer):
+    return tables.Cell("m", method, seed, f"/g/m/{method}/seed{seed}",
+                       {"stages": [{"stage": "s", "eval": {"eer": eer}}], "exported_stage": "s"})
+  cells = [cell("baseline", 44, 10.0), cell("baseline", 42, 30.0), cell("baseline", 43, 20.0),
+           cell("sweep_k1", 43, 18.0), cell("sweep_k0", 42, 25.0), cell("sweep_k1", 42, 28.0),
+           cell("dropin_frozen", 42, 5.0)]
+  points, base = plots.sweep_series(cells)
+  assert points == {0: [25.0], 1: [28.0, 18.0]}  # seed order
+  assert base == [30.0, 20.0]  # seeds 42 and 43 only: seed 44 has no sweep cell
 
 
 def test_det_cli_on_score_files_and_runs(tmp_path):
