@@ -181,13 +181,13 @@ def grid_plots(grid_dir: str) -> list[str]:
 def sweep_series(cells: Sequence[tables.Cell]) -> tuple[dict[int, list[float]], list[float]]:
   """One model's sweep cells -> ({k: eval EER % per seed}, the baseline's eval EER % of the seeds the sweep ran),
   so that the baseline band and the points cover the same seeds."""
+  cells = sorted(cells, key=lambda c: c.seed)
   sweep, seeds = {}, set()
-  for c in sorted(cells, key=lambda c: c.seed):
+  for c in cells:
     if c.method.startswith("sweep_k"):
       sweep.setdefault(int(c.method[len("sweep_k"):]), []).append(c.record["eval"]["eer"])
       seeds.add(c.seed)
-  base = [c.record["eval"]["eer"] for c in sorted(cells, key=lambda c: c.seed)
-          if c.method == tables.BASELINE and c.seed in seeds]
+  base = [c.record["eval"]["eer"] for c in cells if c.method == tables.BASELINE and c.seed in seeds]
   return sweep, base
 
 

@@ -346,10 +346,16 @@ def _against_as_long(members, cells, epochs, bootstrap_samples, bootstrap_seed) 
   if len(names) != 1 or names == {BASELINE}:
     return {}
   return {"as_long_reference": names.pop(),
-          "as_long_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
-          "as_long_rel_eval_change": _rel_stat(relative_change(_metric(c.record, "eval"), _metric(b.record, "eval"))
-                                               for c, b in refs),
-          "as_long_paired": _paired_against(refs, bootstrap_samples, bootstrap_seed)}
+          **_against_refs("as_long", refs, bootstrap_samples, bootstrap_seed)}
+
+
+def _against_refs(prefix: str, refs: Sequence[tuple[Cell, Cell]], bootstrap_samples: int, bootstrap_seed: int
+                  ) -> dict:
+  """'<prefix>_eval_eer', '_rel_eval_change' and '_paired' of (cell, reference cell) pairs, one per seed."""
+  return {f"{prefix}_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
+          f"{prefix}_rel_eval_change": _rel_stat(relative_change(_metric(c.record, "eval"), _metric(b.record, "eval"))
+                                                 for c, b in refs),
+          f"{prefix}_paired": _paired_against(refs, bootstrap_samples, bootstrap_seed)}
 
 
 def _against_dev_selected(members, cells, epochs, bootstrap_samples, bootstrap_seed) -> dict:
@@ -373,10 +379,7 @@ def _against_dev_selected(members, cells, epochs, bootstrap_samples, bootstrap_s
   if not any_control:
     return {}
   return {"dev_selected_references": [b.method for _, b in refs],
-          "dev_selected_eval_eer": _stat(_metric(b.record, "eval") for _, b in refs),
-          "dev_selected_rel_eval_change": _rel_stat(
-              relative_change(_metric(c.record, "eval"), _metric(b.record, "eval")) for c, b in refs),
-          "dev_selected_paired": _paired_against(refs, bootstrap_samples, bootstrap_seed)}
+          **_against_refs("dev_selected", refs, bootstrap_samples, bootstrap_seed)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
