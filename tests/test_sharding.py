@@ -5,14 +5,14 @@ single device tests/conftest.py gives the rest of the suite). It writes what it 
 their tolerances are here. Layouts: "single" (a mesh of one device), "data4" (data=4, parameters replicated) and
 "fsdp" (data=2 x fsdp=2 with fsdp_min_size=16, so almost every tensor is sharded).
 
-Tolerance: float32 sums over the batch are reordered when the batch is split over devices (per-device partial sums,
-then an all-reduce), so the state after a few steps agrees to rounding, not bit for bit. It is compared leaf by leaf,
+Tolerance: float32 sums over the batch are reordered when the batch is split over devices (per-device partial sums, then
+an all-reduce), so the state after a few steps agrees to rounding, not bit for bit. It is compared leaf by leaf,
 relative to the leaf's largest entry (`_rel_diff`: max |a - b| / max(max |b|, 1e-3)), over parameters, BatchNorm
 statistics and optimizer moments. GRNN and Wav2Vec 2.0: RTOL = 2e-5 (measured: 3e-6). ResNet-18: RTOL_RESNET = 1e-3
-(measured: 4e-5 on the development machine, 2.5e-4 on another 2-core machine of the same kind, whose CPU differs;
-2e-4 was too tight there); its BatchNorm backward over 8 noise rows is ill-conditioned: on ONE device, merely
-compiling the same step with and without XLA's optimisations moves the state by 1.5e-4 after one step. The steps
-use SGD with momentum: Adam's first update is lr * sign(g), so a gradient entry that cancels to within rounding (e.g. a bias feeding
+(measured: 4e-5 on the development machine, 2.5e-4 on another 2-core machine of the same kind, whose CPU differs; 2e-4
+was too tight there); its BatchNorm backward over 8 noise rows is ill-conditioned: on ONE device, merely compiling the
+same step with and without XLA's optimisations moves the state by 1.5e-4 after one step. The steps use SGD with
+momentum: Adam's first update is lr * sign(g), so a gradient entry that cancels to within rounding (e.g. a bias feeding
 BatchNorm) could flip sign and move by a whole lr; SGD keeps the state difference proportional to the gradient
 difference. A wrongly sharded batch or a missing gradient all-reduce changes the state by O(1) relative (checked by
 breaking them). Everything that involves no float reduction (surgery, the dropin partition, checkpoint restore, frozen
